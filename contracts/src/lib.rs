@@ -1,0 +1,13 @@
+//! Contracts between the VDI broker integration gateway and its providers: the domain model,
+//! the async [`Provider`] trait, the error kinds and a conformance suite every provider passes.
+
+#![warn(missing_docs)]
+
+pub mod conformance;
+mod error;
+pub mod model;
+mod provider;
+
+pub use error::{ErrorKind, ProviderError, ProviderResult};
+pub use model::*;
+pub use provider::{Capability, Description, Limits, Provider};
