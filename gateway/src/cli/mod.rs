@@ -1,0 +1,3 @@
+//! Command-line interface.
+
+pub mod client;
