@@ -2,5 +2,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod model;
 pub mod store;
+
+#[cfg(test)]
+pub(crate) mod testing;

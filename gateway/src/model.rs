@@ -136,8 +136,12 @@ pub struct Assignment {
     pub current_wave: i64,
     /// Why the assignment is in its state (rollback reason, pause reason).
     pub detail: String,
-    /// When the current wave started (for `pause_seconds`).
+    /// When the current wave started.
     pub wave_started_at: Option<DateTime<Utc>>,
+    /// When the current wave completed, the earliest start of the next (`pause_seconds`).
+    pub next_wave_at: Option<DateTime<Utc>>,
+    /// Token name that made the latest revision; `engine` for automatic rollbacks.
+    pub actor: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.

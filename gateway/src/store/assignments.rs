@@ -8,7 +8,7 @@ use crate::model::{Assignment, AssignmentSpec, AssignmentState};
 use vdi_contracts::Container;
 
 const COLUMNS: &str = "id, revision, state, spec, previous_versions, current_wave, paused, \
-                       detail, wave_started_at, created_at, updated_at";
+                       detail, wave_started_at, next_wave_at, actor, created_at, updated_at";
 
 fn decode(row: &AnyRow) -> Result<Assignment, StoreError> {
     let get = |column: &'static str| -> Result<String, StoreError> {
@@ -24,9 +24,12 @@ fn decode(row: &AnyRow) -> Result<Assignment, StoreError> {
         serde_json::from_str(&get("spec")?).map_err(StoreError::corrupt("assignment spec"))?;
     let previous: Vec<Container> = serde_json::from_str(&get("previous_versions")?)
         .map_err(StoreError::corrupt("previous versions"))?;
-    let wave_started_at: Option<String> = row
-        .try_get("wave_started_at")
-        .map_err(StoreError::query("decode assignment"))?;
+    let optional_time = |column: &'static str| -> Result<_, StoreError> {
+        let text: Option<String> = row
+            .try_get(column)
+            .map_err(StoreError::query("decode assignment"))?;
+        text.as_deref().map(parse_time).transpose()
+    };
     Ok(Assignment {
         id: get("id")?,
         revision: row
@@ -39,7 +42,9 @@ fn decode(row: &AnyRow) -> Result<Assignment, StoreError> {
             .try_get("current_wave")
             .map_err(StoreError::query("decode assignment"))?,
         detail: get("detail")?,
-        wave_started_at: wave_started_at.as_deref().map(parse_time).transpose()?,
+        wave_started_at: optional_time("wave_started_at")?,
+        next_wave_at: optional_time("next_wave_at")?,
+        actor: get("actor")?,
         created_at: parse_time(&get("created_at")?)?,
         updated_at: parse_time(&get("updated_at")?)?,
     })
@@ -173,11 +178,13 @@ impl Store {
             sqlx::query(
                 "UPDATE assignments SET revision = $1, state = 'pending', spec = $2, \
                  previous_versions = $3, current_wave = 0, paused = 0, detail = '', \
-                 wave_started_at = NULL, updated_at = $4 WHERE id = $5",
+                 wave_started_at = NULL, next_wave_at = NULL, actor = $4, updated_at = $5 \
+                 WHERE id = $6",
             )
             .bind(revision)
             .bind(&spec_text)
             .bind(&previous_text)
+            .bind(actor)
             .bind(&now)
             .bind(id)
             .execute(&mut *tx)
@@ -186,13 +193,14 @@ impl Store {
         } else {
             sqlx::query(
                 "INSERT INTO assignments (id, revision, state, spec, previous_versions, \
-                 current_wave, paused, detail, wave_started_at, created_at, updated_at) \
-                 VALUES ($1, $2, 'pending', $3, $4, 0, 0, '', NULL, $5, $5)",
+                 current_wave, paused, detail, wave_started_at, next_wave_at, actor, created_at, \
+                 updated_at) VALUES ($1, $2, 'pending', $3, $4, 0, 0, '', NULL, NULL, $5, $6, $6)",
             )
             .bind(id)
             .bind(revision)
             .bind(&spec_text)
             .bind(&previous_text)
+            .bind(actor)
             .bind(&now)
             .execute(&mut *tx)
             .await
@@ -252,12 +260,14 @@ impl Store {
         sqlx::query(
             "UPDATE assignments SET revision = $1, state = 'rolling_back', spec = $2, \
              previous_versions = $3, current_wave = 0, paused = 0, detail = $4, \
-             wave_started_at = NULL, updated_at = $5 WHERE id = $6",
+             wave_started_at = NULL, next_wave_at = NULL, actor = $5, updated_at = $6 \
+             WHERE id = $7",
         )
         .bind(revision)
         .bind(&spec_text)
         .bind(&previous_text)
         .bind(reason)
+        .bind(actor)
         .bind(&now)
         .bind(&assignment.id)
         .execute(&mut *tx)
@@ -332,8 +342,8 @@ impl Store {
         let now = chrono::Utc::now();
         let mut tx = self.pool.begin().await.map_err(StoreError::query("begin wave"))?;
         sqlx::query(
-            "UPDATE assignments SET current_wave = $1, wave_started_at = $2, updated_at = $2 \
-             WHERE id = $3 AND revision = $4",
+            "UPDATE assignments SET current_wave = $1, wave_started_at = $2, next_wave_at = NULL, \
+             updated_at = $2 WHERE id = $3 AND revision = $4",
         )
         .bind(wave)
         .bind(time_text(now))
@@ -347,6 +357,61 @@ impl Store {
         }))
         .await?;
         tx.commit().await.map_err(StoreError::query("commit wave"))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Records that the current wave completed and the next may start at `at`.
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn schedule_next_wave(
+        &self,
+        id: &str,
+        revision: i64,
+        wave: i64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin schedule"))?;
+        sqlx::query(
+            "UPDATE assignments SET next_wave_at = $1, updated_at = $2 WHERE id = $3 \
+             AND revision = $4",
+        )
+        .bind(time_text(at))
+        .bind(now_text())
+        .bind(id)
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("schedule next wave"))?;
+        insert_event(&mut tx, id, "wave.completed", &serde_json::json!({
+            "wave": wave, "revision": revision, "next_wave_at": time_text(at),
+        }))
+        .await?;
+        tx.commit().await.map_err(StoreError::query("commit schedule"))?;
+        Ok(())
+    }
+
+    /// Deletes the placements of one target, after the container was withdrawn from it.
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn delete_placements(
+        &self,
+        assignment: &str,
+        provider: &str,
+        target: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM placements WHERE assignment_id = $1 AND provider = $2 AND target = $3",
+        )
+        .bind(assignment)
+        .bind(provider)
+        .bind(target)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("delete placements"))?;
         Ok(())
     }
 }

@@ -23,6 +23,8 @@ CREATE TABLE assignments (
     paused BIGINT NOT NULL,
     detail TEXT NOT NULL,
     wave_started_at TEXT,
+    next_wave_at TEXT,
+    actor TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );

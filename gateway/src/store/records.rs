@@ -78,6 +78,26 @@ impl Store {
         Ok(())
     }
 
+    /// Appends several events of one assignment in one transaction.
+    ///
+    /// # Errors
+    /// Fails on database errors; nothing is written then.
+    pub async fn append_events(
+        &self,
+        assignment: &str,
+        events: &[(&str, serde_json::Value)],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin events"))?;
+        for (kind, detail) in events {
+            super::assignments::insert_event(&mut tx, assignment, kind, detail).await?;
+        }
+        tx.commit().await.map_err(StoreError::query("commit events"))?;
+        Ok(())
+    }
+
     /// Reads events with an id greater than `after`, oldest first.
     ///
     /// # Errors
