@@ -1,5 +1,9 @@
 //! The VDI broker integration gateway: API, engine, store and CLI.
 
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "512"]
+
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod engine;

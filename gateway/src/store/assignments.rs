@@ -362,6 +362,26 @@ impl Store {
 }
 
 impl Store {
+    /// Returns why a revision was made (`create`, `update`, `rollback: …`).
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn revision_reason(
+        &self,
+        id: &str,
+        revision: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT reason FROM revisions WHERE assignment_id = $1 AND revision = $2",
+        )
+        .bind(id)
+        .bind(revision)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query("read revision"))?;
+        Ok(row.map(|(reason,)| reason))
+    }
+
     /// Records that the current wave completed and the next may start at `at`.
     ///
     /// # Errors

@@ -188,6 +188,11 @@ pub(crate) fn time_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Formats a time the way the store compares it.
+pub fn format_time(time: DateTime<Utc>) -> String {
+    time_text(time)
+}
+
 /// Parses a stored time.
 pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)

@@ -1,0 +1,226 @@
+//! `GET /v1/openapi.json`: the OpenAPI 3.1 description of this API.
+//!
+//! Written by hand next to the handlers, because the schemas are the API's contract and read
+//! better as one document than as annotations spread over the code; a test checks that every
+//! routed path appears here.
+
+use axum::Json;
+use serde_json::{json, Value};
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut map = serde_json::Map::new();
+    for code in codes {
+        map.insert(
+            (*code).to_owned(),
+            json!({"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
+    Value::Object(map)
+}
+
+fn ok(status: &str, description: &str, schema: Value, errors: &[&str]) -> Value {
+    let mut responses = error_responses(errors);
+    responses[status] = json!({
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    });
+    responses
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn id_parameter() -> Value {
+    json!({"name": "id", "in": "path", "required": true,
+           "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"}})
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+}
+
+/// Returns the document.
+pub fn spec() -> Value {
+    let assignment_errors = ["400", "401", "403", "404", "500"];
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "VDI broker integration gateway",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Control-plane API: assign container versions to broker targets, follow rollouts, roll back."
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "Alive"}}}},
+            "/readyz": {"get": {"summary": "Readiness: store reachable, providers checked", "security": [],
+                "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
+                "responses": {"200": {"description": "Metrics", "content": {"text/plain": {}}}}}},
+            "/v1/openapi.json": {"get": {"summary": "This document", "security": [],
+                "responses": {"200": {"description": "OpenAPI document"}}}},
+            "/v1/providers": {"get": {"summary": "Configured providers with health and capabilities",
+                "responses": ok("200", "Providers", json!({"type": "object", "properties": {"providers": {"type": "array", "items": reference("Provider")}}}), &["401", "403"])}},
+            "/v1/providers/{name}/targets": {"get": {"summary": "Targets a provider offers",
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": ok("200", "Targets", json!({"type": "object", "properties": {"targets": {"type": "array", "items": reference("Target")}}}), &["401", "403", "404", "502"])}},
+            "/v1/providers/{name}/machines": {"get": {"summary": "Machines of one target, paged",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "target", "in": "query", "required": true, "schema": {"type": "string"}},
+                    query("cursor", "next_cursor of the previous page", json!({"type": "string"})),
+                    query("limit", "Machines per page", json!({"type": "integer", "minimum": 1, "maximum": 5000, "default": 500}))
+                ],
+                "responses": ok("200", "Machines", json!({"type": "object", "properties": {
+                    "machines": {"type": "array", "items": reference("Machine")},
+                    "next_cursor": {"type": ["string", "null"]}}}), &["400", "401", "403", "404", "502"])}},
+            "/v1/assignments": {"get": {"summary": "List assignments",
+                "parameters": [
+                    query("state", "Only assignments in this state", reference("AssignmentState")),
+                    query("provider", "Only assignments with a target at this provider", json!({"type": "string"})),
+                    query("cursor", "next_cursor of the previous page", json!({"type": "string"})),
+                    query("limit", "Assignments per page", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))
+                ],
+                "responses": ok("200", "Assignments", json!({"type": "object", "properties": {
+                    "assignments": {"type": "array", "items": reference("AssignmentStatus")},
+                    "next_cursor": {"type": ["string", "null"]}}}), &["400", "401", "403"])}},
+            "/v1/assignments/{id}": {
+                "parameters": [id_parameter()],
+                "put": {"summary": "Set the desired state; idempotent",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": reference("AssignmentSpec")}}},
+                    "responses": {
+                        "200": {"description": "Unchanged", "content": {"application/json": {"schema": reference("AssignmentStatus")}}},
+                        "202": {"description": "New revision accepted", "content": {"application/json": {"schema": reference("AssignmentStatus")}}},
+                        "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+                        "403": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"},
+                        "413": {"$ref": "#/components/responses/Error"}, "415": {"$ref": "#/components/responses/Error"},
+                        "422": {"$ref": "#/components/responses/Error"}, "502": {"$ref": "#/components/responses/Error"}}},
+                "get": {"summary": "Status of one assignment",
+                    "responses": ok("200", "Status", reference("AssignmentStatus"), &assignment_errors)},
+                "delete": {"summary": "Withdraw the container from every target",
+                    "responses": ok("202", "Removal started", reference("AssignmentStatus"), &assignment_errors)}
+            },
+            "/v1/assignments/{id}/machines": {"get": {"summary": "Per-machine state of an assignment",
+                "parameters": [id_parameter(),
+                    query("state", "Only machines in this state", json!({"enum": ["applied", "pending", "deferred", "failed", "excluded"]})),
+                    query("cursor", "next_cursor of the previous page", json!({"type": "string"})),
+                    query("limit", "Machines per page", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}))],
+                "responses": ok("200", "Machines", json!({"type": "object", "properties": {
+                    "machines": {"type": "array", "items": reference("MachinePlacement")},
+                    "next_cursor": {"type": ["string", "null"]}}}), &assignment_errors)}},
+            "/v1/assignments/{id}/rollback": {"post": {"summary": "Roll back to the previous (or a named) version",
+                "parameters": [id_parameter()],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                    "properties": {"to_version": {"type": "string"}}}}}},
+                "responses": ok("202", "Rollback started", reference("AssignmentStatus"), &["400", "401", "403", "404", "409", "422"])}},
+            "/v1/assignments/{id}/pause": {"post": {"summary": "Pause a rollout", "parameters": [id_parameter()],
+                "responses": ok("202", "Paused", reference("AssignmentStatus"), &["401", "403", "404", "409"])}},
+            "/v1/assignments/{id}/resume": {"post": {"summary": "Resume a paused rollout", "parameters": [id_parameter()],
+                "responses": ok("202", "Resumed", reference("AssignmentStatus"), &["401", "403", "404"])}},
+            "/v1/events": {"get": {"summary": "State changes as Server-Sent Events; resumable with Last-Event-ID",
+                "parameters": [query("since", "Send events after this id", json!({"type": "integer"})),
+                               query("assignment", "Only this assignment", json!({"type": "string"}))],
+                "responses": {"200": {"description": "Event stream", "content": {"text/event-stream": {"schema": reference("Event")}}}}}},
+            "/v1/audit": {"get": {"summary": "Broker writes, append-only; CSV with Accept: text/csv",
+                "parameters": [query("since", "RFC 3339, inclusive", json!({"type": "string", "format": "date-time"})),
+                               query("until", "RFC 3339, exclusive", json!({"type": "string", "format": "date-time"})),
+                               query("assignment", "Only this assignment", json!({"type": "string"})),
+                               query("limit", "Records at most", json!({"type": "integer", "minimum": 1, "maximum": 100000}))],
+                "responses": {"200": {"description": "Records", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {"records": {"type": "array", "items": reference("AuditRecord")}}}},
+                    "text/csv": {}}}}}}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": reference("Error")}}}},
+            "schemas": schemas()
+        }
+    })
+}
+
+fn schemas() -> Value {
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"enum": ["invalid_request", "unauthorized", "forbidden", "not_found", "conflict", "payload_too_large",
+                              "unsupported_media_type", "provider_unavailable", "rate_limited", "internal"]},
+            "message": {"type": "string"}, "details": {"type": "object"}}}}},
+        "Launch": {"type": "object", "additionalProperties": false, "required": ["executable"], "properties": {
+            "executable": {"type": "string"}, "arguments": {"type": "string"}, "working_directory": {"type": "string"}}},
+        "Container": {"type": "object", "additionalProperties": false, "required": ["id", "version", "launch"], "properties": {
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+            "version": {"type": "string", "pattern": "^[A-Za-z0-9._+-]{1,64}$"},
+            "display_name": {"type": "string"}, "launch": reference("Launch")}},
+        "TargetRef": {"type": "object", "additionalProperties": false, "required": ["provider", "target"], "properties": {
+            "provider": {"type": "string"}, "target": {"type": "string", "description": "Target id or name"}}},
+        "Rollout": {"type": "object", "additionalProperties": false, "properties": {
+            "waves": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}, "default": [100]},
+            "max_failure_percent": {"type": "number", "minimum": 0, "maximum": 100, "default": 0},
+            "pause_seconds": {"type": "integer", "minimum": 0, "default": 0},
+            "auto_rollback": {"type": "boolean", "default": false}}},
+        "Window": {"type": "object", "additionalProperties": false, "required": ["timezone", "allow"], "properties": {
+            "timezone": {"type": "string"},
+            "allow": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["days", "start", "end"], "properties": {
+                "days": {"type": "array", "items": {"enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}},
+                "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                "end": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"}}}}}},
+        "Activation": {"enum": ["next_logon", "when_idle", "immediate"], "default": "when_idle"},
+        "AssignmentSpec": {"type": "object", "additionalProperties": false, "required": ["container", "targets"], "properties": {
+            "container": reference("Container"), "targets": {"type": "array", "minItems": 1, "items": reference("TargetRef")},
+            "activation": reference("Activation"), "rollout": reference("Rollout"), "window": reference("Window")}},
+        "AssignmentState": {"enum": ["pending", "waiting_for_window", "rolling_out", "paused", "converged", "failed",
+                                     "rolling_back", "rolled_back", "removing", "removed"]},
+        "Progress": {"type": "object", "properties": {
+            "total": {"type": "integer"}, "applied": {"type": "integer"}, "pending": {"type": "integer"},
+            "deferred": {"type": "integer"}, "failed": {"type": "integer"}, "excluded": {"type": "integer"}}},
+        "AssignmentStatus": {"type": "object", "properties": {
+            "id": {"type": "string"}, "revision": {"type": "integer"}, "container": reference("Container"),
+            "targets": {"type": "array", "items": reference("TargetRef")}, "activation": reference("Activation"),
+            "rollout": reference("Rollout"), "window": {"oneOf": [reference("Window"), {"type": "null"}]},
+            "state": reference("AssignmentState"), "detail": {"type": "string"},
+            "previous_versions": {"type": "array", "items": {"type": "string"}},
+            "progress": reference("Progress"),
+            "per_target": {"type": "array", "items": {"type": "object", "properties": {
+                "provider": {"type": "string"}, "target": {"type": "string"}, "target_id": {"type": ["string", "null"]},
+                "total": {"type": "integer"}, "applied": {"type": "integer"}, "pending": {"type": "integer"},
+                "deferred": {"type": "integer"}, "failed": {"type": "integer"}, "excluded": {"type": "integer"},
+                "published_versions": {"type": "array", "items": {"type": "string"}}, "detail": {"type": "string"}}}},
+            "current_wave": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+        "MachinePlacement": {"type": "object", "properties": {
+            "provider": {"type": "string"}, "target": {"type": "string"}, "machine": {"type": "string"}, "name": {"type": "string"},
+            "state": {"enum": ["applied", "pending", "deferred", "failed", "excluded"]},
+            "version": {"type": "string"}, "desired_version": {"type": "string"}, "detail": {"type": "string"},
+            "updated_at": {"type": "string", "format": "date-time"}}},
+        "Provider": {"type": "object", "properties": {
+            "name": {"type": "string"}, "kind": {"type": "string"}, "environment": {"type": "string"},
+            "source": {"enum": ["builtin", "plugin"]},
+            "health": {"type": "object", "properties": {"status": {"enum": ["ok", "degraded", "unreachable"]},
+                "detail": {"type": "string"}, "checked_at": {"type": ["string", "null"], "format": "date-time"}}},
+            "capabilities": {"type": "array", "items": {"type": "string"}}}},
+        "Target": {"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"},
+            "kind": {"enum": ["delivery_group", "desktop_pool", "farm", "cloud_pc_group", "device_group"]},
+            "machine_count": {"type": "integer"}}},
+        "Machine": {"type": "object", "properties": {
+            "id": {"type": "string"}, "name": {"type": "string"}, "dns_name": {"type": ["string", "null"]},
+            "target": {"type": "string"}, "state": {"type": "string"},
+            "sessions": {"type": "array", "items": {"type": "object", "properties": {
+                "user": {"type": "string"}, "state": {"enum": ["active", "disconnected"]}}}},
+            "containers": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "version": {"type": "string"}}}}}},
+        "Event": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "time": {"type": "string"}, "assignment": {"type": "string"},
+            "kind": {"type": "string"}, "detail": {"type": "object"}}},
+        "AuditRecord": {"type": "object", "properties": {
+            "time": {"type": "string"}, "actor": {"type": "string"}, "assignment": {"type": "string"},
+            "provider": {"type": "string"}, "target": {"type": "string"}, "machine": {"type": "string"},
+            "operation": {"type": "string"},
+            "request": {"type": "object", "properties": {"method": {"type": "string"}, "path": {"type": "string"}}},
+            "result": {"type": "string"}, "broker_request_id": {"type": "string"}}}
+    })
+}
+
+/// `GET /v1/openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}

@@ -1,0 +1,421 @@
+//! API tests through the router, with the in-memory provider.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::{router, ApiToken, AppState, Role};
+use crate::engine::{Engine, EngineSettings, ProviderEntry, ProviderSource, Registry};
+use crate::store::testing;
+use crate::testing::MemoryProvider;
+
+const OPERATOR: &str = "operator-token-1";
+const VIEWER: &str = "viewer-token-1";
+
+async fn app() -> (Router, Arc<AppState>) {
+    let store = testing::sqlite().await;
+    let provider = Arc::new(MemoryProvider::new(10, 0));
+    let registry = Registry::new(vec![ProviderEntry::new(
+        "mem",
+        "memory",
+        "test",
+        ProviderSource::Builtin,
+        provider,
+    )])
+    .unwrap();
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        Arc::new(registry),
+        EngineSettings::default(),
+    ));
+    let state = Arc::new(AppState {
+        store,
+        engine,
+        tokens: vec![
+            ApiToken::new("cloudpager", Role::Operator, &SecretString::from(OPERATOR)),
+            ApiToken::new("dashboard", Role::Viewer, &SecretString::from(VIEWER)),
+        ],
+        body_limit: 4096,
+        metrics_token: None,
+    });
+    (router(state.clone()), state)
+}
+
+fn body(version: &str) -> Value {
+    json!({
+        "container": {"id": "epic-hyperspace", "version": version,
+                      "launch": {"executable": "C:\\Player\\player.exe", "arguments": "--run epic"}},
+        "targets": [{"provider": "mem", "target": "EHR Clinicians"}],
+        "rollout": {"waves": [50, 100]}
+    })
+}
+
+async fn call(
+    app: &Router,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+    content_type: Option<&str>,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    if let Some(content_type) = content_type {
+        request = request.header(header::CONTENT_TYPE, content_type);
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, Body::from))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ));
+    (status, value, headers)
+}
+
+async fn put(app: &Router, id: &str, value: &Value) -> (StatusCode, Value) {
+    let (status, body, _) = call(
+        app,
+        Method::PUT,
+        &format!("/v1/assignments/{id}"),
+        Some(OPERATOR),
+        Some(value.to_string()),
+        Some("application/json"),
+    )
+    .await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn healthz_needs_no_token() {
+    let (app, _) = app().await;
+    let (status, _, _) = call(&app, Method::GET, "/healthz", None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn missing_token_is_401() {
+    let (app, _) = app().await;
+    let (status, body, headers) = call(&app, Method::GET, "/v1/providers", None, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+}
+
+#[tokio::test]
+async fn wrong_token_is_401() {
+    let (app, _) = app().await;
+    let (status, _, _) =
+        call(&app, Method::GET, "/v1/providers", Some("nope"), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn viewer_cannot_put() {
+    let (app, _) = app().await;
+    let (status, body, _) = call(
+        &app,
+        Method::PUT,
+        "/v1/assignments/a1",
+        Some(VIEWER),
+        Some(body("1.0").to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "forbidden");
+}
+
+#[tokio::test]
+async fn put_is_idempotent() {
+    let (app, _) = app().await;
+    let (first, document) = put(&app, "a1", &body("1.0")).await;
+    assert_eq!(first, StatusCode::ACCEPTED);
+    assert_eq!(document["revision"], 1);
+    assert_eq!(document["state"], "pending");
+    let (second, _) = put(&app, "a1", &body("1.0")).await;
+    assert_eq!(second, StatusCode::OK);
+    let (third, document) = put(&app, "a1", &body("2.0")).await;
+    assert_eq!(third, StatusCode::ACCEPTED);
+    assert_eq!(document["previous_versions"], json!(["1.0"]));
+}
+
+#[tokio::test]
+async fn invalid_json_is_400() {
+    let (app, _) = app().await;
+    let (status, body, _) = call(
+        &app,
+        Method::PUT,
+        "/v1/assignments/a1",
+        Some(OPERATOR),
+        Some("{\"container\": ".into()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_request");
+}
+
+#[tokio::test]
+async fn unknown_field_is_400() {
+    let (app, _) = app().await;
+    let mut value = body("1.0");
+    value["containr"] = json!({});
+    let (status, body) = put(&app, "a1", &value).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("containr"), "{message}");
+}
+
+#[tokio::test]
+async fn bad_id_characters_are_400() {
+    let (app, _) = app().await;
+    let (status, body) = put(&app, "a%20b", &body("1.0")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("assignment_id"));
+}
+
+#[tokio::test]
+async fn bad_version_is_400() {
+    let (app, _) = app().await;
+    let (status, _) = put(&app, "a1", &body("1.0/../x")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn unknown_provider_is_422() {
+    let (app, _) = app().await;
+    let mut value = body("1.0");
+    value["targets"][0]["provider"] = json!("horizon-east");
+    let (status, body) = put(&app, "a1", &value).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"]["message"].as_str().unwrap().contains("mem"));
+}
+
+#[tokio::test]
+async fn unknown_target_is_422() {
+    let (app, _) = app().await;
+    let mut value = body("1.0");
+    value["targets"][0]["target"] = json!("Nope");
+    let (status, _) = put(&app, "a1", &value).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let (app, _) = app().await;
+    let mut value = body("1.0");
+    value["container"]["display_name"] = json!("x".repeat(8192));
+    let (status, body) = put(&app, "a1", &value).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "payload_too_large");
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415() {
+    let (app, _) = app().await;
+    let (status, body, _) = call(
+        &app,
+        Method::PUT,
+        "/v1/assignments/a1",
+        Some(OPERATOR),
+        Some(body("1.0").to_string()),
+        Some("text/plain"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn unknown_assignment_is_404() {
+    let (app, _) = app().await;
+    let (status, body, _) =
+        call(&app, Method::GET, "/v1/assignments/missing", Some(VIEWER), None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn rollback_needs_previous_version() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    let path = "/v1/assignments/a1/rollback";
+    let (status, _, _) = call(&app, Method::POST, path, Some(OPERATOR), None, None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    put(&app, "a1", &body("2.0")).await;
+    let (status, document, _) = call(&app, Method::POST, path, Some(OPERATOR), None, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(document["state"], "rolling_back");
+    assert_eq!(document["container"]["version"], "1.0");
+}
+
+#[tokio::test]
+async fn rollback_to_unknown_version_is_422() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    put(&app, "a1", &body("2.0")).await;
+    let (status, _, _) = call(
+        &app,
+        Method::POST,
+        "/v1/assignments/a1/rollback",
+        Some(OPERATOR),
+        Some(json!({"to_version": "0.9"}).to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn pause_and_resume() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    let (status, document, _) =
+        call(&app, Method::POST, "/v1/assignments/a1/pause", Some(OPERATOR), None, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(document["state"], "paused");
+    let (_, document, _) =
+        call(&app, Method::POST, "/v1/assignments/a1/resume", Some(OPERATOR), None, None).await;
+    assert_eq!(document["state"], "rolling_out");
+}
+
+#[tokio::test]
+async fn delete_then_put_conflicts() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    let (status, document, _) =
+        call(&app, Method::DELETE, "/v1/assignments/a1", Some(OPERATOR), None, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(document["state"], "removing");
+    let (status, _) = put(&app, "a1", &body("2.0")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn engine_pass_shows_progress() {
+    let (app, state) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    state.engine.pass().await.unwrap();
+    let (_, document, _) =
+        call(&app, Method::GET, "/v1/assignments/a1", Some(VIEWER), None, None).await;
+    assert_eq!(document["state"], "rolling_out");
+    assert_eq!(document["progress"]["applied"], 5);
+    assert_eq!(document["per_target"][0]["total"], 10);
+    let (_, machines, _) = call(
+        &app,
+        Method::GET,
+        "/v1/assignments/a1/machines?state=applied&limit=2",
+        Some(VIEWER),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(machines["machines"].as_array().unwrap().len(), 2);
+    let cursor = machines["next_cursor"].as_str().unwrap();
+    let (_, rest, _) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/assignments/a1/machines?state=applied&limit=10&cursor={cursor}"),
+        Some(VIEWER),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(rest["machines"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn provider_machines_page() {
+    let (app, _) = app().await;
+    let path = "/v1/providers/mem/machines?target=dg-1&limit=3";
+    let (status, first, _) = call(&app, Method::GET, path, Some(VIEWER), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut seen = first["machines"].as_array().unwrap().len();
+    let mut cursor = first["next_cursor"].as_str().map(str::to_owned);
+    while let Some(next) = cursor {
+        let (_, page, _) = call(
+            &app,
+            Method::GET,
+            &format!("{path}&cursor={next}"),
+            Some(VIEWER),
+            None,
+            None,
+        )
+        .await;
+        seen += page["machines"].as_array().unwrap().len();
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 10);
+}
+
+#[tokio::test]
+async fn provider_machines_unknown_target_404() {
+    let (app, _) = app().await;
+    let (status, _, _) = call(
+        &app,
+        Method::GET,
+        "/v1/providers/mem/machines?target=nope",
+        Some(VIEWER),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn audit_exports_csv() {
+    let (app, state) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    state.engine.pass().await.unwrap();
+    let request = Request::builder()
+        .uri("/v1/audit?assignment=a1")
+        .header(header::AUTHORIZATION, format!("Bearer {VIEWER}"))
+        .header(header::ACCEPT, "text/csv")
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("time,actor,assignment"));
+    assert_eq!(lines.len(), 1 + 6, "publish plus five tags:\n{text}");
+    assert!(lines[1].contains(",cloudpager,a1,mem,"), "{}", lines[1]);
+}
+
+#[tokio::test]
+async fn openapi_lists_every_route() {
+    let (app, _) = app().await;
+    let (status, document, _) =
+        call(&app, Method::GET, "/v1/openapi.json", None, None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/v1/providers",
+        "/v1/providers/{name}/targets",
+        "/v1/providers/{name}/machines",
+        "/v1/assignments",
+        "/v1/assignments/{id}",
+        "/v1/assignments/{id}/machines",
+        "/v1/assignments/{id}/rollback",
+        "/v1/assignments/{id}/pause",
+        "/v1/assignments/{id}/resume",
+        "/v1/events",
+        "/v1/audit",
+    ] {
+        assert!(document["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+    }
+}
