@@ -48,6 +48,9 @@ pub struct EngineSettings {
     pub max_parallel_targets: usize,
     /// How often a converged assignment with nothing left to do is checked for drift.
     pub drift_check: Duration,
+    /// How often a converged assignment whose only open machines are deferred by sessions is
+    /// checked again.
+    pub deferred_recheck: Duration,
     /// Name of this replica in leases.
     pub owner: String,
 }
@@ -59,6 +62,7 @@ impl Default for EngineSettings {
             lease_seconds: 30,
             max_parallel_targets: 8,
             drift_check: Duration::from_secs(300),
+            deferred_recheck: Duration::from_secs(15),
             owner: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
         }
     }
@@ -209,9 +213,7 @@ impl Engine {
             return self.advance_wave(&assignment).await;
         }
 
-        let done = if rolling_back {
-            AssignmentState::RolledBack
-        } else if matches!(assignment.state, AssignmentState::RolledBack) {
+        let done = if rolling_back || assignment.state == AssignmentState::RolledBack {
             AssignmentState::RolledBack
         } else {
             AssignmentState::Converged
@@ -239,16 +241,21 @@ impl Engine {
             return Ok(false);
         }
         let (progress, _) = self.store.progress(&assignment.id).await?;
-        if progress.pending + progress.deferred + progress.failed > 0 {
+        if progress.pending + progress.failed > 0 {
             return Ok(false);
         }
+        let wait = if progress.deferred > 0 {
+            self.settings.deferred_recheck
+        } else {
+            self.settings.drift_check
+        };
         let key = (assignment.id.clone(), assignment.revision);
         let recent = self
             .last_full_check
             .lock()
             .await
             .get(&key)
-            .is_some_and(|at| at.elapsed() < self.settings.drift_check);
+            .is_some_and(|at| at.elapsed() < wait);
         Ok(recent)
     }
 
@@ -257,23 +264,37 @@ impl Engine {
         assignment: &Assignment,
     ) -> Result<Vec<reconcile::TargetReport>, EngineError> {
         let parallel = self.settings.max_parallel_targets.max(1);
+        type TargetFuture<'a> = futures::future::BoxFuture<
+            'a,
+            Result<Option<reconcile::TargetReport>, EngineError>,
+        >;
+        // The futures are collected before streaming them: a closure inside the stream type
+        // makes rustc unable to prove the engine task `Send`.
+        let futures: Vec<TargetFuture<'_>> = assignment
+            .spec
+            .targets
+            .iter()
+            .map(|target| -> TargetFuture<'_> {
+                Box::pin(async move {
+                    if !self.lease(assignment, target).await? {
+                        return Ok(None);
+                    }
+                    let span = tracing::info_span!(
+                        "reconcile", assignment = %assignment.id, provider = %target.provider,
+                        target = %target.target
+                    );
+                    self.reconcile_target(assignment, target)
+                        .instrument(span)
+                        .await
+                        .map(Some)
+                })
+            })
+            .collect();
         let results: Vec<Result<Option<reconcile::TargetReport>, EngineError>> =
-            futures::stream::iter(assignment.spec.targets.iter().map(|target| async move {
-                if !self.lease(assignment, target).await? {
-                    return Ok(None);
-                }
-                let span = tracing::info_span!(
-                    "reconcile", assignment = %assignment.id, provider = %target.provider,
-                    target = %target.target
-                );
-                self.reconcile_target(assignment, target)
-                    .instrument(span)
-                    .await
-                    .map(Some)
-            }))
-            .buffer_unordered(parallel)
-            .collect()
-            .await;
+            futures::stream::iter(futures)
+                .buffer_unordered(parallel)
+                .collect()
+                .await;
         let mut reports = Vec::new();
         for result in results {
             match result? {

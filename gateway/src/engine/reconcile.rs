@@ -383,16 +383,22 @@ impl Engine {
         let batch = usize::try_from(limits.max_batch.max(1)).unwrap_or(1);
         let parallel = usize::try_from(limits.concurrency.clamp(1, 16)).unwrap_or(1);
         let batches: Vec<Vec<String>> = machines.chunks(batch).map(<[String]>::to_vec).collect();
-        let mut stream = futures::stream::iter(batches.into_iter().map(|chunk| {
-            let request = PlaceRequest {
-                target: target_id.to_owned(),
-                container: container.clone(),
-                machines: chunk,
-                activation: assignment.spec.activation,
-            };
-            self.place_one_batch(assignment, target, entry, request)
-        }))
-        .buffer_unordered(parallel);
+        // Collected before streaming, as in `reconcile_targets`, to keep the task `Send`.
+        let futures: Vec<futures::future::BoxFuture<'_, _>> = batches
+            .into_iter()
+            .map(|chunk| {
+                let request = PlaceRequest {
+                    target: target_id.to_owned(),
+                    container: container.clone(),
+                    machines: chunk,
+                    activation: assignment.spec.activation,
+                };
+                let future: futures::future::BoxFuture<'_, _> =
+                    Box::pin(self.place_one_batch(assignment, target, entry, request));
+                future
+            })
+            .collect();
+        let mut stream = futures::stream::iter(futures).buffer_unordered(parallel);
         while let Some(outcome) = stream.next().await {
             results.outcomes.extend(outcome?);
         }

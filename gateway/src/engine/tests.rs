@@ -40,7 +40,11 @@ fn engine(store: Store, provider: Arc<MemoryProvider>) -> Engine {
         provider,
     )])
     .expect("registry");
-    Engine::new(store, Arc::new(registry), EngineSettings::default())
+    let settings = EngineSettings {
+        deferred_recheck: std::time::Duration::ZERO,
+        ..EngineSettings::default()
+    };
+    Engine::new(store, Arc::new(registry), settings)
 }
 
 async fn passes(engine: &Engine, count: usize) {
