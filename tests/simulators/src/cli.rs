@@ -1,0 +1,113 @@
+//! Command-line options and runner of the simulators, shared by the `broker-sim` binary and
+//! the gateway's `sim` subcommand.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Subcommand, ValueEnum};
+
+use crate::citrix::{CitrixSim, CitrixSimConfig, Fleet, Knobs};
+
+/// Simulator subcommands, usable as a subcommand of another clap command line.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Run the Citrix DaaS / CVAD Orchestration API simulator.
+    Citrix(CitrixArgs),
+}
+
+/// Fleet choices of `--fleet`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FleetKind {
+    /// Two delivery groups, 14 machines in every state the gateway must handle.
+    Small,
+    /// Six hospital delivery groups, 440 machines.
+    Hospital,
+    /// `--groups` groups of `--machines` ready machines, for benchmarks.
+    Sized,
+}
+
+/// Options of `citrix`.
+#[derive(Debug, clap::Args)]
+pub struct CitrixArgs {
+    /// Fleet to seed.
+    #[arg(long, value_enum, default_value = "small")]
+    pub fleet: FleetKind,
+    /// Machines per delivery group for `--fleet sized`.
+    #[arg(long, default_value_t = 1000)]
+    pub machines: usize,
+    /// Delivery groups for `--fleet sized`.
+    #[arg(long, default_value_t = 1)]
+    pub groups: usize,
+    /// Percentage of machines with an active session for `--fleet sized`.
+    #[arg(long, default_value_t = 30)]
+    pub active_session_percent: u8,
+    /// Address to listen on; must be loopback unless --allow-non-loopback is given.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: SocketAddr,
+    /// Allow a bind address outside 127.0.0.0/8 and ::1.
+    #[arg(long)]
+    pub allow_non_loopback: bool,
+    /// Delay before every API response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Rate limit in requests per second; requests over it get 429.
+    #[arg(long)]
+    pub rate_limit: Option<f64>,
+    /// Seed of the fleet and the object ids.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Runs the simulator a subcommand names until Ctrl-C.
+///
+/// Fails when the simulator cannot start.
+pub async fn run(command: SimCommand) -> anyhow::Result<()> {
+    match command {
+        SimCommand::Citrix(args) => run_citrix(args).await,
+    }
+}
+
+/// Runs a Citrix simulator until Ctrl-C, after printing its listening line to stdout.
+///
+/// Fails when the bind address is not loopback without `--allow-non-loopback`, or when it
+/// cannot be bound.
+pub async fn run_citrix(args: CitrixArgs) -> anyhow::Result<()> {
+    if !args.bind.ip().is_loopback() && !args.allow_non_loopback {
+        bail!(
+            "bind address {} is not loopback; use 127.0.0.1 or pass --allow-non-loopback",
+            args.bind
+        );
+    }
+    let fleet = match args.fleet {
+        FleetKind::Small => Fleet::Small,
+        FleetKind::Hospital => Fleet::Hospital,
+        FleetKind::Sized => Fleet::Sized {
+            delivery_groups: args.groups,
+            machines_per_group: args.machines,
+            active_session_percent: args.active_session_percent,
+        },
+    };
+    let config = CitrixSimConfig {
+        fleet,
+        seed: args.seed,
+        knobs: Knobs {
+            latency: Duration::from_millis(args.latency_ms),
+            rate_limit_per_second: args.rate_limit,
+            ..Knobs::default()
+        },
+        ..CitrixSimConfig::default()
+    };
+    let customer = config.customer_id.clone();
+    let client = config.client_id.clone();
+    let sim = CitrixSim::start_on(config, args.bind).await?;
+    println!(
+        "citrix simulator listening on {} (customer {customer}, client id {client})",
+        sim.base_url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to listen for Ctrl-C")?;
+    sim.shutdown().await;
+    Ok(())
+}
