@@ -100,8 +100,14 @@ async fn observed_version(fixture: &Fixture, machine: &str) -> Option<String> {
 pub async fn describe_is_complete(fixture: &Fixture) {
     let description = fixture.provider.describe();
     assert!(!description.kind.is_empty(), "describe().kind is empty");
-    assert!(!description.version.is_empty(), "describe().version is empty");
-    assert!(description.limits.concurrency > 0, "limits.concurrency is 0");
+    assert!(
+        !description.version.is_empty(),
+        "describe().version is empty"
+    );
+    assert!(
+        description.limits.concurrency > 0,
+        "limits.concurrency is 0"
+    );
     assert!(description.limits.max_batch > 0, "limits.max_batch is 0");
     assert!(
         description.limits.requests_per_second > 0.0,
@@ -138,9 +144,17 @@ pub async fn targets_include_fixture(fixture: &Fixture) {
 /// Paging reaches the last page, and every machine appears once.
 pub async fn machines_page_to_the_end(fixture: &Fixture) {
     let machines = all_machines(fixture).await;
-    assert!(!machines.is_empty(), "target {} has no machines", fixture.target);
+    assert!(
+        !machines.is_empty(),
+        "target {} has no machines",
+        fixture.target
+    );
     let ids: HashSet<&str> = machines.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids.len(), machines.len(), "a machine id appears on two pages");
+    assert_eq!(
+        ids.len(),
+        machines.len(),
+        "a machine id appears on two pages"
+    );
 }
 
 /// An unknown target is `not_found`, not an empty list.
@@ -164,8 +178,15 @@ pub async fn publish_is_idempotent(fixture: &Fixture) {
         .publish(&fixture.target, &fixture.container)
         .await
         .unwrap_or_else(|e| panic!("second publish failed: {e}"));
-    assert!(second.writes.is_empty(), "second publish wrote {:?}", second.writes);
-    assert_eq!(first.objects, second.objects, "publish returned other objects");
+    assert!(
+        second.writes.is_empty(),
+        "second publish wrote {:?}",
+        second.writes
+    );
+    assert_eq!(
+        first.objects, second.objects,
+        "publish returned other objects"
+    );
 }
 
 /// A placed version is what `observe` reports afterwards.
@@ -176,7 +197,11 @@ pub async fn place_then_observe(fixture: &Fixture) {
         .place(&place_request(fixture, &fixture.container, &machines))
         .await
         .unwrap_or_else(|e| panic!("place failed: {e}"));
-    assert_eq!(outcome.machines.len(), machines.len(), "one outcome per machine");
+    assert_eq!(
+        outcome.machines.len(),
+        machines.len(),
+        "one outcome per machine"
+    );
     for machine_outcome in &outcome.machines {
         assert!(
             matches!(
@@ -207,13 +232,21 @@ pub async fn place_then_observe(fixture: &Fixture) {
 pub async fn place_twice_writes_once(fixture: &Fixture) {
     let machines = ready_machines(fixture, 2).await;
     let request = place_request(fixture, &fixture.container, &machines);
-    fixture.provider.place(&request).await.unwrap_or_else(|e| panic!("place failed: {e}"));
+    fixture
+        .provider
+        .place(&request)
+        .await
+        .unwrap_or_else(|e| panic!("place failed: {e}"));
     let again = fixture
         .provider
         .place(&request)
         .await
         .unwrap_or_else(|e| panic!("second place failed: {e}"));
-    assert!(again.writes.is_empty(), "second place wrote {:?}", again.writes);
+    assert!(
+        again.writes.is_empty(),
+        "second place wrote {:?}",
+        again.writes
+    );
 }
 
 /// Moving to a second version and back leaves the first version placed.
@@ -279,7 +312,11 @@ pub async fn excluded_machines_are_reported(fixture: &Fixture) {
             machine_outcome.result
         );
     }
-    assert!(outcome.writes.is_empty(), "excluded machines got writes {:?}", outcome.writes);
+    assert!(
+        outcome.writes.is_empty(),
+        "excluded machines got writes {:?}",
+        outcome.writes
+    );
 }
 
 /// Unplacing withdraws the container, and unpublishing twice is not an error.
@@ -300,7 +337,11 @@ pub async fn unplace_then_unpublish(fixture: &Fixture) {
         .all(|m| m.result == MachineResult::Applied)
     {
         for machine in &machines {
-            assert_eq!(observed_version(fixture, machine).await, None, "observe after unplace");
+            assert_eq!(
+                observed_version(fixture, machine).await,
+                None,
+                "observe after unplace"
+            );
         }
     }
     for version in [&fixture.container.version, &fixture.second_version] {

@@ -168,6 +168,9 @@ mod tests {
     fn body_folds_source_chain() {
         let io = std::io::Error::other("connection reset");
         let error = ProviderError::unavailable("GET /Machines failed").with_source(io);
-        assert_eq!(error.to_body().message, "GET /Machines failed: connection reset");
+        assert_eq!(
+            error.to_body().message,
+            "GET /Machines failed: connection reset"
+        );
     }
 }

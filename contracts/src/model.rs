@@ -179,9 +179,9 @@ impl Activation {
             .count();
         match self {
             Activation::Immediate => None,
-            Activation::WhenIdle if active > 0 => {
-                Some(format!("{active} active session(s); waiting for the machine to be idle"))
-            }
+            Activation::WhenIdle if active > 0 => Some(format!(
+                "{active} active session(s); waiting for the machine to be idle"
+            )),
             Activation::WhenIdle => None,
             Activation::NextLogon if !sessions.is_empty() => Some(format!(
                 "{} session(s) open; waiting for the next logon",
@@ -222,7 +222,9 @@ impl RolloutPolicy {
     /// Returns a message naming the offending value and the fix.
     pub fn validate(&self) -> Result<(), String> {
         if self.waves.is_empty() {
-            return Err("rollout.waves is empty; give cumulative percentages such as [5, 25, 100]".into());
+            return Err(
+                "rollout.waves is empty; give cumulative percentages such as [5, 25, 100]".into(),
+            );
         }
         let mut previous = 0.0;
         for wave in &self.waves {

@@ -99,8 +99,11 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// Fails on broker or transport errors.
-    async fn unpublish(&self, target: &str, container: &ContainerRef)
-        -> ProviderResult<Publication>;
+    async fn unpublish(
+        &self,
+        target: &str,
+        container: &ContainerRef,
+    ) -> ProviderResult<Publication>;
 
     /// Moves machines to the requested version and away from any other version of the same
     /// container. One outcome per machine; a batch can partially fail.

@@ -8,7 +8,10 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod model;
+pub mod providers;
+pub mod server;
 pub mod store;
+pub mod telemetry;
 
 #[cfg(test)]
 pub(crate) mod testing;

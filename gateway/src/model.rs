@@ -3,8 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use vdi_contracts::{
-    validate_identifier, validate_version, Activation, Container, RolloutPolicy, TargetRef,
-    Window,
+    validate_identifier, validate_version, Activation, Container, RolloutPolicy, TargetRef, Window,
 };
 
 /// Desired state of an assignment, as the control plane sends it in `PUT /v1/assignments/{id}`.

@@ -6,10 +6,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use vdi_contracts::{
-    BrokerWrite, Capability, Container, ContainerRef, Description, ErrorKind, Health,
-    HealthStatus, Limits, Machine, MachineOutcome, MachineResult, MachineState, Observation,
-    Page, PlaceOutcome, PlaceRequest, Provider, ProviderError, ProviderResult, Publication,
-    Session, SessionState, Target, TargetKind, UnplaceRequest,
+    BrokerWrite, Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus,
+    Limits, Machine, MachineOutcome, MachineResult, MachineState, Observation, Page, PlaceOutcome,
+    PlaceRequest, Provider, ProviderError, ProviderResult, Publication, Session, SessionState,
+    Target, TargetKind, UnplaceRequest,
 };
 
 /// Mutable state of the memory broker.
@@ -82,7 +82,9 @@ impl MemoryProvider {
         if target == "dg-1" || target == "EHR Clinicians" {
             Ok(())
         } else {
-            Err(ProviderError::not_found(format!("delivery group {target:?} not found")))
+            Err(ProviderError::not_found(format!(
+                "delivery group {target:?} not found"
+            )))
         }
     }
 }
@@ -179,14 +181,22 @@ impl Provider for MemoryProvider {
         Ok(Publication {
             objects: vec![key.1.clone()],
             writes: if created {
-                vec![write("create_application", format!("Applications/{}", key.1), None)]
+                vec![write(
+                    "create_application",
+                    format!("Applications/{}", key.1),
+                    None,
+                )]
             } else {
                 Vec::new()
             },
         })
     }
 
-    async fn unpublish(&self, target: &str, container: &ContainerRef) -> ProviderResult<Publication> {
+    async fn unpublish(
+        &self,
+        target: &str,
+        container: &ContainerRef,
+    ) -> ProviderResult<Publication> {
         Self::check_target(target)?;
         self.count("unpublish");
         let key = ("dg-1".to_owned(), container.to_string());
@@ -194,7 +204,11 @@ impl Provider for MemoryProvider {
         Ok(Publication {
             objects: Vec::new(),
             writes: if removed {
-                vec![write("delete_application", format!("Applications/{}", key.1), None)]
+                vec![write(
+                    "delete_application",
+                    format!("Applications/{}", key.1),
+                    None,
+                )]
             } else {
                 Vec::new()
             },

@@ -195,10 +195,7 @@ pub async fn list(
     let mut next = None;
     // Filters apply after reading, so read further pages until the page is full.
     'pages: loop {
-        let batch = state
-            .store
-            .assignments(after.as_deref(), limit)
-            .await?;
+        let batch = state.store.assignments(after.as_deref(), limit).await?;
         let exhausted = (batch.len() as i64) < limit;
         for assignment in batch {
             after = Some(assignment.id.clone());
@@ -330,7 +327,11 @@ pub async fn rollback(
         actor = %caller.name, "Rollback requested."
     );
     state.engine.wake();
-    Ok((StatusCode::ACCEPTED, Json(status_document(&state, &rolled).await?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(status_document(&state, &rolled).await?),
+    )
+        .into_response())
 }
 
 /// `POST /v1/assignments/{id}/pause`.
@@ -357,7 +358,11 @@ pub async fn pause(
             .await?;
     }
     let current = load(&state, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(status_document(&state, &current).await?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(status_document(&state, &current).await?),
+    )
+        .into_response())
 }
 
 /// `POST /v1/assignments/{id}/resume`.
@@ -389,7 +394,11 @@ pub async fn resume(
         state.engine.wake();
     }
     let current = load(&state, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(status_document(&state, &current).await?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(status_document(&state, &current).await?),
+    )
+        .into_response())
 }
 
 /// `DELETE /v1/assignments/{id}`.
@@ -412,7 +421,11 @@ pub async fn remove(
         state.engine.wake();
     }
     let current = load(&state, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(status_document(&state, &current).await?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(status_document(&state, &current).await?),
+    )
+        .into_response())
 }
 
 /// Encodes cursor key parts as URL-safe base64 of a JSON array.

@@ -8,34 +8,12 @@ use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::AppState;
 
-/// What a token may do; each role includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Every GET.
-    Viewer,
-    /// Viewer plus assignment changes, rollback, pause and resume.
-    Operator,
-    /// Everything.
-    Admin,
-}
-
-impl Role {
-    /// Returns the wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub use crate::config::Role;
 
 /// A configured control-plane token.
 #[derive(Clone)]
@@ -117,8 +95,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_owned();
-    if !path.starts_with("/v1/") || path.starts_with("/v1/agent/") || path == "/v1/openapi.json"
-    {
+    if !path.starts_with("/v1/") || path.starts_with("/v1/agent/") || path == "/v1/openapi.json" {
         return next.run(request).await;
     }
     let presented = request
@@ -168,18 +145,30 @@ mod tests {
 
     #[test]
     fn gets_need_viewer() {
-        assert_eq!(required_role(&Method::GET, "/v1/assignments/a"), Role::Viewer);
+        assert_eq!(
+            required_role(&Method::GET, "/v1/assignments/a"),
+            Role::Viewer
+        );
     }
 
     #[test]
     fn assignment_writes_need_operator() {
-        assert_eq!(required_role(&Method::PUT, "/v1/assignments/a"), Role::Operator);
-        assert_eq!(required_role(&Method::POST, "/v1/assignments/a/rollback"), Role::Operator);
+        assert_eq!(
+            required_role(&Method::PUT, "/v1/assignments/a"),
+            Role::Operator
+        );
+        assert_eq!(
+            required_role(&Method::POST, "/v1/assignments/a/rollback"),
+            Role::Operator
+        );
     }
 
     #[test]
     fn other_writes_need_admin() {
-        assert_eq!(required_role(&Method::POST, "/v1/providers/x/check"), Role::Admin);
+        assert_eq!(
+            required_role(&Method::POST, "/v1/providers/x/check"),
+            Role::Admin
+        );
     }
 
     #[test]

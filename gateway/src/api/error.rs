@@ -81,7 +81,11 @@ impl ApiError {
 
     /// 503 `provider_unavailable`, used when the gateway itself is not ready.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_unavailable",
+            message,
+        )
     }
 
     /// 500 `internal`.

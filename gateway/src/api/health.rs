@@ -60,7 +60,9 @@ pub async fn metrics(
             .and_then(|v| v.strip_prefix("Bearer "));
         let ok = presented.is_some_and(|p| expected.verify(p.trim()));
         if !ok {
-            return Err(ApiError::unauthorized("GET /metrics needs the configured metrics token"));
+            return Err(ApiError::unauthorized(
+                "GET /metrics needs the configured metrics token",
+            ));
         }
     }
     let mut text = String::new();
@@ -87,7 +89,11 @@ pub async fn metrics(
     }
     for state_name in AssignmentState::ALL {
         let count = counts.get(&state_name).copied().unwrap_or(0);
-        let _ = writeln!(text, "vdigw_assignments{{state=\"{}\"}} {count}", state_name.as_str());
+        let _ = writeln!(
+            text,
+            "vdigw_assignments{{state=\"{}\"}} {count}",
+            state_name.as_str()
+        );
     }
     let _ = writeln!(text, "# HELP vdigw_machines Machine placements by state.");
     let _ = writeln!(text, "# TYPE vdigw_machines gauge");
@@ -100,7 +106,10 @@ pub async fn metrics(
     ] {
         let _ = writeln!(text, "vdigw_machines{{state=\"{name}\"}} {value}");
     }
-    let _ = writeln!(text, "# HELP vdigw_provider_up Provider health (1 ok, 0.5 degraded, 0 otherwise).");
+    let _ = writeln!(
+        text,
+        "# HELP vdigw_provider_up Provider health (1 ok, 0.5 degraded, 0 otherwise)."
+    );
     let _ = writeln!(text, "# TYPE vdigw_provider_up gauge");
     for entry in state.engine.registry().all() {
         let value = match entry.health().await.map(|h| h.status) {
@@ -108,7 +117,11 @@ pub async fn metrics(
             Some(HealthStatus::Degraded) => 0.5,
             _ => 0.0,
         };
-        let _ = writeln!(text, "vdigw_provider_up{{provider=\"{}\"}} {value}", entry.name);
+        let _ = writeln!(
+            text,
+            "vdigw_provider_up{{provider=\"{}\"}} {value}",
+            entry.name
+        );
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

@@ -23,7 +23,9 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
     for entry in state.engine.registry().all() {
         let health = match entry.health().await {
             Some(health) => json!(health),
-            None => json!({"status": "unreachable", "detail": "not checked yet", "checked_at": null}),
+            None => {
+                json!({"status": "unreachable", "detail": "not checked yet", "checked_at": null})
+            }
         };
         let description = entry.provider.describe();
         providers.push(json!({
@@ -51,11 +53,9 @@ pub async fn targets(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let entry = entry(&state, &name)?;
-    let targets = entry
-        .provider
-        .list_targets()
-        .await
-        .map_err(|e| ApiError::provider(format!("provider {name:?} failed to list targets: {e}")))?;
+    let targets = entry.provider.list_targets().await.map_err(|e| {
+        ApiError::provider(format!("provider {name:?} failed to list targets: {e}"))
+    })?;
     Ok(Json(json!({"targets": targets})))
 }
 
@@ -83,9 +83,9 @@ pub async fn machines(
     Query(query): Query<MachinesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let entry = entry(&state, &name)?;
-    let target = query
-        .target
-        .ok_or_else(|| ApiError::invalid("query parameter target is required; give a target id or name"))?;
+    let target = query.target.ok_or_else(|| {
+        ApiError::invalid("query parameter target is required; give a target id or name")
+    })?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(format!(
@@ -111,9 +111,9 @@ pub async fn machines(
             .list_machines(&target, position.provider_cursor.clone())
             .await
             .map_err(|e| match e.kind {
-                vdi_contracts::ErrorKind::NotFound => ApiError::not_found(format!(
-                    "provider {name:?} has no target {target:?}: {e}"
-                )),
+                vdi_contracts::ErrorKind::NotFound => {
+                    ApiError::not_found(format!("provider {name:?} has no target {target:?}: {e}"))
+                }
                 _ => ApiError::provider(format!("provider {name:?} failed to list machines: {e}")),
             })?;
         let available = page.items.len().saturating_sub(position.skip);
@@ -149,5 +149,7 @@ pub async fn machines(
             })
         })
         .collect();
-    Ok(Json(json!({"machines": machines, "next_cursor": next_cursor})))
+    Ok(Json(
+        json!({"machines": machines, "next_cursor": next_cursor}),
+    ))
 }

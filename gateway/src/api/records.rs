@@ -83,9 +83,7 @@ pub async fn events(
 
 /// Turns a producer writing into a channel into a stream; the producer stops when the client
 /// goes away and the channel closes.
-fn async_stream<F, Fut>(
-    producer: F,
-) -> impl Stream<Item = Result<SseEvent, Infallible>>
+fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<SseEvent, Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<SseEvent, Infallible>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -129,7 +127,9 @@ pub async fn audit(
     };
     let limit = params.limit.unwrap_or(10_000);
     if !(1..=100_000).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit {limit} is out of range; use 1 to 100000")));
+        return Err(ApiError::invalid(format!(
+            "limit {limit} is out of range; use 1 to 100000"
+        )));
     }
     let records = state
         .store
@@ -164,8 +164,17 @@ pub async fn audit(
     );
     for r in &records {
         let fields = [
-            &r.time, &r.actor, &r.assignment, &r.provider, &r.target, &r.machine, &r.operation,
-            &r.method, &r.path, &r.result, &r.broker_request_id,
+            &r.time,
+            &r.actor,
+            &r.assignment,
+            &r.provider,
+            &r.target,
+            &r.machine,
+            &r.operation,
+            &r.method,
+            &r.path,
+            &r.result,
+            &r.broker_request_id,
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         csv.push_str(&line.join(","));

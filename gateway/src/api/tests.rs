@@ -76,10 +76,11 @@ async fn call(
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(
-        String::from_utf8_lossy(&bytes).into_owned(),
-    ));
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, value, headers)
 }
 
@@ -115,8 +116,7 @@ async fn missing_token_is_401() {
 #[tokio::test]
 async fn wrong_token_is_401() {
     let (app, _) = app().await;
-    let (status, _, _) =
-        call(&app, Method::GET, "/v1/providers", Some("nope"), None, None).await;
+    let (status, _, _) = call(&app, Method::GET, "/v1/providers", Some("nope"), None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -182,7 +182,10 @@ async fn bad_id_characters_are_400() {
     let (app, _) = app().await;
     let (status, body) = put(&app, "a%20b", &body("1.0")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"].as_str().unwrap().contains("assignment_id"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("assignment_id"));
 }
 
 #[tokio::test]
@@ -240,8 +243,15 @@ async fn wrong_content_type_is_415() {
 #[tokio::test]
 async fn unknown_assignment_is_404() {
     let (app, _) = app().await;
-    let (status, body, _) =
-        call(&app, Method::GET, "/v1/assignments/missing", Some(VIEWER), None, None).await;
+    let (status, body, _) = call(
+        &app,
+        Method::GET,
+        "/v1/assignments/missing",
+        Some(VIEWER),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");
 }
@@ -281,12 +291,26 @@ async fn rollback_to_unknown_version_is_422() {
 async fn pause_and_resume() {
     let (app, _) = app().await;
     put(&app, "a1", &body("1.0")).await;
-    let (status, document, _) =
-        call(&app, Method::POST, "/v1/assignments/a1/pause", Some(OPERATOR), None, None).await;
+    let (status, document, _) = call(
+        &app,
+        Method::POST,
+        "/v1/assignments/a1/pause",
+        Some(OPERATOR),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(document["state"], "paused");
-    let (_, document, _) =
-        call(&app, Method::POST, "/v1/assignments/a1/resume", Some(OPERATOR), None, None).await;
+    let (_, document, _) = call(
+        &app,
+        Method::POST,
+        "/v1/assignments/a1/resume",
+        Some(OPERATOR),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(document["state"], "rolling_out");
 }
 
@@ -294,8 +318,15 @@ async fn pause_and_resume() {
 async fn delete_then_put_conflicts() {
     let (app, _) = app().await;
     put(&app, "a1", &body("1.0")).await;
-    let (status, document, _) =
-        call(&app, Method::DELETE, "/v1/assignments/a1", Some(OPERATOR), None, None).await;
+    let (status, document, _) = call(
+        &app,
+        Method::DELETE,
+        "/v1/assignments/a1",
+        Some(OPERATOR),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(document["state"], "removing");
     let (status, _) = put(&app, "a1", &body("2.0")).await;
@@ -307,8 +338,15 @@ async fn engine_pass_shows_progress() {
     let (app, state) = app().await;
     put(&app, "a1", &body("1.0")).await;
     state.engine.pass().await.unwrap();
-    let (_, document, _) =
-        call(&app, Method::GET, "/v1/assignments/a1", Some(VIEWER), None, None).await;
+    let (_, document, _) = call(
+        &app,
+        Method::GET,
+        "/v1/assignments/a1",
+        Some(VIEWER),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(document["state"], "rolling_out");
     assert_eq!(document["progress"]["applied"], 5);
     assert_eq!(document["per_target"][0]["total"], 10);
@@ -387,7 +425,9 @@ async fn audit_exports_csv() {
         .unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("time,actor,assignment"));
@@ -398,8 +438,7 @@ async fn audit_exports_csv() {
 #[tokio::test]
 async fn openapi_lists_every_route() {
     let (app, _) = app().await;
-    let (status, document, _) =
-        call(&app, Method::GET, "/v1/openapi.json", None, None, None).await;
+    let (status, document, _) = call(&app, Method::GET, "/v1/openapi.json", None, None, None).await;
     assert_eq!(status, StatusCode::OK);
     for path in [
         "/healthz",
@@ -416,6 +455,9 @@ async fn openapi_lists_every_route() {
         "/v1/events",
         "/v1/audit",
     ] {
-        assert!(document["paths"].get(path).is_some(), "{path} missing from OpenAPI");
+        assert!(
+            document["paths"].get(path).is_some(),
+            "{path} missing from OpenAPI"
+        );
     }
 }

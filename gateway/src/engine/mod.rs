@@ -181,7 +181,10 @@ impl Engine {
 
         let reports = self.reconcile_targets(&assignment).await?;
         let key = (assignment.id.clone(), assignment.revision);
-        self.last_full_check.lock().await.insert(key, Instant::now());
+        self.last_full_check
+            .lock()
+            .await
+            .insert(key, Instant::now());
 
         let errors: Vec<String> = reports.iter().filter_map(|r| r.error.clone()).collect();
         let pending: usize = reports.iter().map(|r| r.in_wave_pending).sum();
@@ -202,7 +205,9 @@ impl Engine {
         let policy = &assignment.spec.rollout;
         let rolling_back = assignment.state == AssignmentState::RollingBack;
         if failed > 0 && percent > policy.max_failure_percent && !rolling_back {
-            return self.over_budget(&assignment, failed, in_wave, percent).await;
+            return self
+                .over_budget(&assignment, failed, in_wave, percent)
+                .await;
         }
 
         let last_wave = i64::try_from(policy.waves.len()).unwrap_or(1) - 1;
@@ -264,10 +269,8 @@ impl Engine {
         assignment: &Assignment,
     ) -> Result<Vec<reconcile::TargetReport>, EngineError> {
         let parallel = self.settings.max_parallel_targets.max(1);
-        type TargetFuture<'a> = futures::future::BoxFuture<
-            'a,
-            Result<Option<reconcile::TargetReport>, EngineError>,
-        >;
+        type TargetFuture<'a> =
+            futures::future::BoxFuture<'a, Result<Option<reconcile::TargetReport>, EngineError>>;
         // The futures are collected before streaming them: a closure inside the stream type
         // makes rustc unable to prove the engine task `Send`.
         let futures: Vec<TargetFuture<'_>> = assignment
@@ -412,7 +415,10 @@ impl Engine {
         let mut blocked = Vec::new();
         for target in &assignment.spec.targets {
             if !self.lease(assignment, target).await? {
-                blocked.push(format!("{}/{}: owned by another replica", target.provider, target.target));
+                blocked.push(format!(
+                    "{}/{}: owned by another replica",
+                    target.provider, target.target
+                ));
                 continue;
             }
             if let Some(reason) = self.remove_target(assignment, target).await? {

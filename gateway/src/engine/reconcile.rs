@@ -58,10 +58,15 @@ impl Engine {
         let desired = &assignment.spec.container;
 
         if !status.published.contains(&desired.version) {
-            if let Err(error) = self.publish(assignment, target, &entry, &status, desired).await? {
+            if let Err(error) = self
+                .publish(assignment, target, &entry, &status, desired)
+                .await?
+            {
                 status.state = "error".into();
                 status.detail = format!("publish {} failed: {error}", desired.version);
-                self.store.save_target_status(&assignment.id, &status).await?;
+                self.store
+                    .save_target_status(&assignment.id, &status)
+                    .await?;
                 return Ok(TargetReport {
                     error: Some(status.detail),
                     ..TargetReport::default()
@@ -70,7 +75,9 @@ impl Engine {
             status.published.push(desired.version.clone());
             status.state = "ok".into();
             status.detail.clear();
-            self.store.save_target_status(&assignment.id, &status).await?;
+            self.store
+                .save_target_status(&assignment.id, &status)
+                .await?;
         }
 
         let machines = match list_all_machines(&entry, &status.target_id).await {
@@ -156,7 +163,10 @@ impl Engine {
                             && p.detail.starts_with("permanent:")
                     });
                     if failed_for_good {
-                        (PlacementState::Failed, previous.map(|p| p.detail.clone()).unwrap_or_default())
+                        (
+                            PlacementState::Failed,
+                            previous.map(|p| p.detail.clone()).unwrap_or_default(),
+                        )
                     } else {
                         to_place.push(machine.id.clone());
                         (PlacementState::Pending, "placing".into())
@@ -181,7 +191,14 @@ impl Engine {
         }
 
         let writes = self
-            .place_batches(assignment, target, &entry, &status.target_id, desired, &to_place)
+            .place_batches(
+                assignment,
+                target,
+                &entry,
+                &status.target_id,
+                desired,
+                &to_place,
+            )
             .await?;
         for (machine, result) in writes.outcomes {
             let Some(row) = rows.get_mut(&machine) else {
@@ -207,7 +224,11 @@ impl Engine {
                 }
                 MachineResult::Failed(error) => {
                     row.state = PlacementState::Failed;
-                    let prefix = if error.retryable { "retryable" } else { "permanent" };
+                    let prefix = if error.retryable {
+                        "retryable"
+                    } else {
+                        "permanent"
+                    };
                     row.detail = format!("{prefix}: {}: {}", error.kind, error.message);
                 }
             }
@@ -315,7 +336,9 @@ impl Engine {
             state: "ok".into(),
             detail: String::new(),
         };
-        self.store.save_target_status(&assignment.id, &status).await?;
+        self.store
+            .save_target_status(&assignment.id, &status)
+            .await?;
         Ok(Ok(status))
     }
 
@@ -343,7 +366,11 @@ impl Engine {
             Ok(publication) => {
                 self.audit(assignment, target, &publication.writes).await?;
                 self.store
-                    .finish_intent(intent, IntentStatus::Done, &json!({"objects": publication.objects}))
+                    .finish_intent(
+                        intent,
+                        IntentStatus::Done,
+                        &json!({"objects": publication.objects}),
+                    )
                     .await?;
                 tracing::info!(
                     assignment = %assignment.id, provider = %target.provider,
@@ -354,7 +381,11 @@ impl Engine {
             }
             Err(error) => {
                 self.store
-                    .finish_intent(intent, IntentStatus::Failed, &json!({"error": error.to_body()}))
+                    .finish_intent(
+                        intent,
+                        IntentStatus::Failed,
+                        &json!({"error": error.to_body()}),
+                    )
                     .await?;
                 tracing::warn!(
                     assignment = %assignment.id, provider = %target.provider,
@@ -465,7 +496,11 @@ impl Engine {
                     error = %error, "Placing a batch failed."
                 );
                 self.store
-                    .finish_intent(intent, IntentStatus::Failed, &json!({"error": error.to_body()}))
+                    .finish_intent(
+                        intent,
+                        IntentStatus::Failed,
+                        &json!({"error": error.to_body()}),
+                    )
                     .await?;
                 let body = error.to_body();
                 Ok(request
@@ -505,7 +540,9 @@ impl Engine {
                 .await?
             {
                 status.published.retain(|v| *v != version);
-                self.store.save_target_status(&assignment.id, status).await?;
+                self.store
+                    .save_target_status(&assignment.id, status)
+                    .await?;
             }
         }
         Ok(())
@@ -539,7 +576,11 @@ impl Engine {
             Ok(publication) => {
                 self.audit(assignment, target, &publication.writes).await?;
                 self.store
-                    .finish_intent(intent, IntentStatus::Done, &json!({"remaining": publication.objects}))
+                    .finish_intent(
+                        intent,
+                        IntentStatus::Done,
+                        &json!({"remaining": publication.objects}),
+                    )
                     .await?;
                 Ok(publication.objects.is_empty())
             }
@@ -549,7 +590,11 @@ impl Engine {
                     target = %target.target, version, error = %error, "Unpublishing failed."
                 );
                 self.store
-                    .finish_intent(intent, IntentStatus::Failed, &json!({"error": error.to_body()}))
+                    .finish_intent(
+                        intent,
+                        IntentStatus::Failed,
+                        &json!({"error": error.to_body()}),
+                    )
                     .await?;
                 Ok(false)
             }
@@ -564,7 +609,10 @@ impl Engine {
         target: &TargetRef,
     ) -> Result<Option<String>, EngineError> {
         let Some(entry) = self.registry.get(&target.provider) else {
-            return Ok(Some(format!("provider {:?} is not configured", target.provider)));
+            return Ok(Some(format!(
+                "provider {:?} is not configured",
+                target.provider
+            )));
         };
         let statuses = self.store.target_statuses(&assignment.id).await?;
         let Some(mut status) = statuses
@@ -578,7 +626,11 @@ impl Engine {
             return Ok(None);
         };
         let container = &assignment.spec.container;
-        let observed = match entry.provider.observe(&status.target_id, &container.id).await {
+        let observed = match entry
+            .provider
+            .observe(&status.target_id, &container.id)
+            .await
+        {
             Ok(observed) => observed,
             Err(error) => return Ok(Some(format!("observing machines failed: {error}"))),
         };
@@ -609,12 +661,20 @@ impl Engine {
                 Ok(outcome) => {
                     self.audit(assignment, target, &outcome.writes).await?;
                     self.store
-                        .finish_intent(intent, IntentStatus::Done, &json!({"machines": chunk.len()}))
+                        .finish_intent(
+                            intent,
+                            IntentStatus::Done,
+                            &json!({"machines": chunk.len()}),
+                        )
                         .await?;
                 }
                 Err(error) => {
                     self.store
-                        .finish_intent(intent, IntentStatus::Failed, &json!({"error": error.to_body()}))
+                        .finish_intent(
+                            intent,
+                            IntentStatus::Failed,
+                            &json!({"error": error.to_body()}),
+                        )
                         .await?;
                     return Ok(Some(format!("unplacing failed: {error}")));
                 }
@@ -644,12 +704,16 @@ impl Engine {
             status.detail = format!(
                 "versions {remaining:?} still have objects on the broker (open sessions); retrying"
             );
-            self.store.save_target_status(&assignment.id, &status).await?;
+            self.store
+                .save_target_status(&assignment.id, &status)
+                .await?;
             return Ok(Some(status.detail));
         }
         status.state = "removed".into();
         status.detail.clear();
-        self.store.save_target_status(&assignment.id, &status).await?;
+        self.store
+            .save_target_status(&assignment.id, &status)
+            .await?;
         self.store
             .delete_placements(&assignment.id, &target.provider, &target.target)
             .await?;
@@ -713,7 +777,10 @@ pub(super) async fn list_all_machines(
     let mut cursor = None;
     let mut seen = HashSet::new();
     for _ in 0..MAX_PAGES {
-        let page = entry.provider.list_machines(target_id, cursor.take()).await?;
+        let page = entry
+            .provider
+            .list_machines(target_id, cursor.take())
+            .await?;
         machines.extend(page.items);
         match page.next_cursor {
             Some(next) if !seen.insert(next.clone()) => {

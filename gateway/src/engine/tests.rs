@@ -64,7 +64,11 @@ async fn rollout_converges_with_deferred() {
         provider.with(|s| s.machines.get_mut("m009").unwrap().state = MachineState::Maintenance);
         let engine = engine(store.clone(), provider.clone());
         store
-            .put_assignment("a1", &spec("1.0", Activation::WhenIdle, RolloutPolicy::default()), "cp")
+            .put_assignment(
+                "a1",
+                &spec("1.0", Activation::WhenIdle, RolloutPolicy::default()),
+                "cp",
+            )
             .await
             .unwrap();
         passes(&engine, 2).await;
@@ -74,7 +78,10 @@ async fn rollout_converges_with_deferred() {
         assert_eq!(progress.applied, 7);
         assert_eq!(progress.deferred, 2);
         assert_eq!(progress.excluded, 1);
-        assert!(store.audit_count().await.unwrap() >= 8, "publish and 7 tags audited");
+        assert!(
+            store.audit_count().await.unwrap() >= 8,
+            "publish and 7 tags audited"
+        );
     }
 }
 
@@ -84,7 +91,11 @@ async fn deferred_apply_after_logoff() {
     let provider = Arc::new(MemoryProvider::new(4, 2));
     let engine = engine(store.clone(), provider.clone());
     store
-        .put_assignment("a1", &spec("1.0", Activation::WhenIdle, RolloutPolicy::default()), "cp")
+        .put_assignment(
+            "a1",
+            &spec("1.0", Activation::WhenIdle, RolloutPolicy::default()),
+            "cp",
+        )
         .await
         .unwrap();
     passes(&engine, 1).await;
@@ -130,7 +141,11 @@ async fn failures_over_budget_roll_back() {
             ..RolloutPolicy::default()
         };
         store
-            .put_assignment("a1", &spec("1.0", Activation::Immediate, rollout.clone()), "cp")
+            .put_assignment(
+                "a1",
+                &spec("1.0", Activation::Immediate, rollout.clone()),
+                "cp",
+            )
             .await
             .unwrap();
         passes(&engine, 3).await;
@@ -171,7 +186,11 @@ async fn failures_without_auto_rollback_pause() {
     });
     let engine = engine(store.clone(), provider.clone());
     store
-        .put_assignment("a1", &spec("1.0", Activation::Immediate, RolloutPolicy::default()), "cp")
+        .put_assignment(
+            "a1",
+            &spec("1.0", Activation::Immediate, RolloutPolicy::default()),
+            "cp",
+        )
         .await
         .unwrap();
     passes(&engine, 1).await;
@@ -187,12 +206,17 @@ async fn update_retires_versions_beyond_rollback() {
     let engine = engine(store.clone(), provider.clone());
     for version in ["1.0", "2.0", "3.0"] {
         store
-            .put_assignment("a1", &spec(version, Activation::Immediate, RolloutPolicy::default()), "cp")
+            .put_assignment(
+                "a1",
+                &spec(version, Activation::Immediate, RolloutPolicy::default()),
+                "cp",
+            )
             .await
             .unwrap();
         passes(&engine, 2).await;
     }
-    let published: Vec<String> = provider.with(|s| s.published.iter().map(|p| p.1.clone()).collect());
+    let published: Vec<String> =
+        provider.with(|s| s.published.iter().map(|p| p.1.clone()).collect());
     assert_eq!(published, ["epic@2.0", "epic@3.0"]);
 }
 
@@ -202,7 +226,11 @@ async fn removal_cleans_broker() {
     let provider = Arc::new(MemoryProvider::new(5, 0));
     let engine = engine(store.clone(), provider.clone());
     store
-        .put_assignment("a1", &spec("1.0", Activation::Immediate, RolloutPolicy::default()), "cp")
+        .put_assignment(
+            "a1",
+            &spec("1.0", Activation::Immediate, RolloutPolicy::default()),
+            "cp",
+        )
         .await
         .unwrap();
     passes(&engine, 2).await;
@@ -215,8 +243,18 @@ async fn removal_cleans_broker() {
     assert_eq!(state(&store, "a1").await, AssignmentState::Removed);
     assert!(provider.with(|s| s.published.is_empty()));
     assert!(provider.with(|s| s.machines.values().all(|m| m.containers.is_empty())));
-    let after = store.put_assignment("a1", &spec("1.0", Activation::Immediate, RolloutPolicy::default()), "cp").await.unwrap();
-    assert!(matches!(after, PutOutcome::Changed(_)), "a removed assignment can be recreated");
+    let after = store
+        .put_assignment(
+            "a1",
+            &spec("1.0", Activation::Immediate, RolloutPolicy::default()),
+            "cp",
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(after, PutOutcome::Changed(_)),
+        "a removed assignment can be recreated"
+    );
 }
 
 #[tokio::test]
@@ -225,21 +263,38 @@ async fn interrupted_intent_is_superseded() {
     let provider = Arc::new(MemoryProvider::new(3, 0));
     let engine = engine(store.clone(), provider.clone());
     store
-        .put_assignment("a1", &spec("1.0", Activation::Immediate, RolloutPolicy::default()), "cp")
+        .put_assignment(
+            "a1",
+            &spec("1.0", Activation::Immediate, RolloutPolicy::default()),
+            "cp",
+        )
         .await
         .unwrap();
     // A publish that reached the broker, then the gateway died before recording the outcome.
     store
-        .begin_intent("a1", 1, "mem", "EHR Clinicians", "publish", &serde_json::json!({}))
+        .begin_intent(
+            "a1",
+            1,
+            "mem",
+            "EHR Clinicians",
+            "publish",
+            &serde_json::json!({}),
+        )
         .await
         .unwrap();
     let container = spec("1.0", Activation::Immediate, RolloutPolicy::default()).container;
-    vdi_contracts::Provider::publish(provider.as_ref(), "dg-1", &container).await.unwrap();
+    vdi_contracts::Provider::publish(provider.as_ref(), "dg-1", &container)
+        .await
+        .unwrap();
 
     assert_eq!(engine.recover().await.unwrap(), 1);
     passes(&engine, 2).await;
     assert_eq!(state(&store, "a1").await, AssignmentState::Converged);
-    assert_eq!(provider.with(|s| s.creations), 1, "no duplicate broker object");
+    assert_eq!(
+        provider.with(|s| s.creations),
+        1,
+        "no duplicate broker object"
+    );
     assert!(store.pending_intents().await.unwrap().is_empty());
 }
 

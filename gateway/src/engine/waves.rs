@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn applied_wins_over_exclusion() {
         let m = machine(MachineState::Maintenance, vec![]);
-        assert_eq!(decide(&m, Some("2"), "2", false, Activation::Immediate), Decision::Applied);
+        assert_eq!(
+            decide(&m, Some("2"), "2", false, Activation::Immediate),
+            Decision::Applied
+        );
     }
 
     #[test]
@@ -123,13 +126,19 @@ mod tests {
     #[test]
     fn immediate_places_despite_session() {
         let m = machine(MachineState::Ready, vec![active()]);
-        assert_eq!(decide(&m, Some("1"), "2", true, Activation::Immediate), Decision::Place);
+        assert_eq!(
+            decide(&m, Some("1"), "2", true, Activation::Immediate),
+            Decision::Place
+        );
     }
 
     #[test]
     fn later_wave_waits() {
         let m = machine(MachineState::Ready, vec![]);
-        assert_eq!(decide(&m, None, "2", false, Activation::Immediate), Decision::Wait);
+        assert_eq!(
+            decide(&m, None, "2", false, Activation::Immediate),
+            Decision::Wait
+        );
     }
 
     #[test]

@@ -124,7 +124,11 @@ impl Store {
         spec: &AssignmentSpec,
         actor: &str,
     ) -> Result<PutOutcome, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin put"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin put"))?;
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM assignments WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -206,15 +210,23 @@ impl Store {
             .await
             .map_err(StoreError::query("insert assignment"))?;
         }
-        insert_event(&mut tx, id, "assignment.revision", &serde_json::json!({
-            "revision": revision, "version": spec.container.version, "actor": actor,
-        }))
+        insert_event(
+            &mut tx,
+            id,
+            "assignment.revision",
+            &serde_json::json!({
+                "revision": revision, "version": spec.container.version, "actor": actor,
+            }),
+        )
         .await?;
         tx.commit().await.map_err(StoreError::query("commit put"))?;
-        let stored = self.assignment(id).await?.ok_or_else(|| StoreError::Corrupt {
-            what: "assignment",
-            message: format!("{id} vanished after insert"),
-        })?;
+        let stored = self
+            .assignment(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "assignment",
+                message: format!("{id} vanished after insert"),
+            })?;
         Ok(PutOutcome::Changed(stored))
     }
 
@@ -243,7 +255,11 @@ impl Store {
         let previous_text =
             serde_json::to_string(&previous).map_err(StoreError::corrupt("previous versions"))?;
 
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin rollback"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin rollback"))?;
         sqlx::query(
             "INSERT INTO revisions (assignment_id, revision, spec, reason, actor, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -273,12 +289,19 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("start rollback"))?;
-        insert_event(&mut tx, &assignment.id, "assignment.rollback", &serde_json::json!({
-            "revision": revision, "from": assignment.spec.container.version,
-            "to": target.version, "reason": reason, "actor": actor,
-        }))
+        insert_event(
+            &mut tx,
+            &assignment.id,
+            "assignment.rollback",
+            &serde_json::json!({
+                "revision": revision, "from": assignment.spec.container.version,
+                "to": target.version, "reason": reason, "actor": actor,
+            }),
+        )
         .await?;
-        tx.commit().await.map_err(StoreError::query("commit rollback"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit rollback"))?;
         self.assignment(&assignment.id)
             .await?
             .ok_or_else(|| StoreError::Corrupt {
@@ -298,7 +321,11 @@ impl Store {
         state: AssignmentState,
         detail: &str,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin state"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin state"))?;
         let previous: Option<(String,)> =
             sqlx::query_as("SELECT state FROM assignments WHERE id = $1 AND revision = $2")
                 .bind(id)
@@ -324,13 +351,20 @@ impl Store {
         .await
         .map_err(StoreError::query("set state"))?;
         if previous != state.as_str() {
-            insert_event(&mut tx, id, "assignment.state", &serde_json::json!({
-                "from": previous, "to": state.as_str(), "detail": detail,
-                "revision": expected_revision,
-            }))
+            insert_event(
+                &mut tx,
+                id,
+                "assignment.state",
+                &serde_json::json!({
+                    "from": previous, "to": state.as_str(), "detail": detail,
+                    "revision": expected_revision,
+                }),
+            )
             .await?;
         }
-        tx.commit().await.map_err(StoreError::query("commit state"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit state"))?;
         Ok(true)
     }
 
@@ -340,7 +374,11 @@ impl Store {
     /// Fails on database errors.
     pub async fn set_wave(&self, id: &str, revision: i64, wave: i64) -> Result<(), StoreError> {
         let now = chrono::Utc::now();
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin wave"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin wave"))?;
         sqlx::query(
             "UPDATE assignments SET current_wave = $1, wave_started_at = $2, next_wave_at = NULL, \
              updated_at = $2 WHERE id = $3 AND revision = $4",
@@ -352,11 +390,18 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("set wave"))?;
-        insert_event(&mut tx, id, "wave.started", &serde_json::json!({
-            "wave": wave, "revision": revision,
-        }))
+        insert_event(
+            &mut tx,
+            id,
+            "wave.started",
+            &serde_json::json!({
+                "wave": wave, "revision": revision,
+            }),
+        )
         .await?;
-        tx.commit().await.map_err(StoreError::query("commit wave"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit wave"))?;
         Ok(())
     }
 }
@@ -393,7 +438,11 @@ impl Store {
         wave: i64,
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin schedule"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin schedule"))?;
         sqlx::query(
             "UPDATE assignments SET next_wave_at = $1, updated_at = $2 WHERE id = $3 \
              AND revision = $4",
@@ -405,11 +454,18 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("schedule next wave"))?;
-        insert_event(&mut tx, id, "wave.completed", &serde_json::json!({
-            "wave": wave, "revision": revision, "next_wave_at": time_text(at),
-        }))
+        insert_event(
+            &mut tx,
+            id,
+            "wave.completed",
+            &serde_json::json!({
+                "wave": wave, "revision": revision, "next_wave_at": time_text(at),
+            }),
+        )
         .await?;
-        tx.commit().await.map_err(StoreError::query("commit schedule"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit schedule"))?;
         Ok(())
     }
 

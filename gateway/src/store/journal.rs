@@ -81,7 +81,8 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(StoreError::query("insert intent"))?;
-        row.try_get::<i64, _>(0).map_err(StoreError::query("read intent id"))
+        row.try_get::<i64, _>(0)
+            .map_err(StoreError::query("read intent id"))
     }
 
     /// Records the outcome of an intent.

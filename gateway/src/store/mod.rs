@@ -220,7 +220,9 @@ pub(crate) mod testing {
 
     /// Opens a fresh in-memory SQLite store.
     pub async fn sqlite() -> Store {
-        Store::connect("sqlite::memory:", 1).await.expect("in-memory sqlite")
+        Store::connect("sqlite::memory:", 1)
+            .await
+            .expect("in-memory sqlite")
     }
 
     /// Opens a PostgreSQL store in a fresh schema when `DATABASE_URL` is set.
@@ -231,7 +233,9 @@ pub(crate) mod testing {
         }
         let schema = format!("t{}", uuid::Uuid::new_v4().simple());
         sqlx::any::install_default_drivers();
-        let admin = sqlx::AnyPool::connect(&url).await.expect("connect to DATABASE_URL");
+        let admin = sqlx::AnyPool::connect(&url)
+            .await
+            .expect("connect to DATABASE_URL");
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&admin)
             .await
@@ -239,7 +243,11 @@ pub(crate) mod testing {
         admin.close().await;
         let separator = if url.contains('?') { '&' } else { '?' };
         let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-        Some(Store::connect(&scoped, 4).await.expect("connect to test schema"))
+        Some(
+            Store::connect(&scoped, 4)
+                .await
+                .expect("connect to test schema"),
+        )
     }
 
     /// Returns every backend available to this test run.

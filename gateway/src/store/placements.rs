@@ -22,7 +22,9 @@ fn decode(row: &AnyRow) -> Result<Placement, StoreError> {
         target: text("target")?,
         machine: text("machine")?,
         machine_name: text("machine_name")?,
-        rank: row.try_get("rank").map_err(StoreError::query("decode placement"))?,
+        rank: row
+            .try_get("rank")
+            .map_err(StoreError::query("decode placement"))?,
         desired_version: text("desired_version")?,
         applied_version: text("applied_version")?,
         state: PlacementState::parse(&state_text).ok_or_else(|| StoreError::Corrupt {
@@ -87,7 +89,11 @@ impl Store {
         if placements.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin placements"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin placements"))?;
         for placement in placements {
             sqlx::query(
                 "INSERT INTO placements (assignment_id, provider, target, machine, machine_name, \
@@ -114,7 +120,9 @@ impl Store {
             .await
             .map_err(StoreError::query("save placement"))?;
         }
-        tx.commit().await.map_err(StoreError::query("commit placements"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit placements"))?;
         Ok(())
     }
 
@@ -142,7 +150,10 @@ impl Store {
             };
             let count = u64::try_from(count).unwrap_or(0);
             total.add(state, count);
-            per_target.entry((provider, target)).or_default().add(state, count);
+            per_target
+                .entry((provider, target))
+                .or_default()
+                .add(state, count);
         }
         Ok((total, per_target))
     }

@@ -72,9 +72,15 @@ impl Store {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin event"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin event"))?;
         super::assignments::insert_event(&mut tx, assignment, kind, detail).await?;
-        tx.commit().await.map_err(StoreError::query("commit event"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit event"))?;
         Ok(())
     }
 
@@ -90,11 +96,17 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin events"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin events"))?;
         for (kind, detail) in events {
             super::assignments::insert_event(&mut tx, assignment, kind, detail).await?;
         }
-        tx.commit().await.map_err(StoreError::query("commit events"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit events"))?;
         Ok(())
     }
 
@@ -132,14 +144,22 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin audit"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin audit"))?;
         for record in records {
             sqlx::query(
                 "INSERT INTO audit (time, actor, assignment_id, provider, target, machine, \
                  operation, method, path, result, broker_request_id) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
-            .bind(if record.time.is_empty() { now_text() } else { record.time.clone() })
+            .bind(if record.time.is_empty() {
+                now_text()
+            } else {
+                record.time.clone()
+            })
             .bind(&record.actor)
             .bind(&record.assignment)
             .bind(&record.provider)
@@ -154,7 +174,9 @@ impl Store {
             .await
             .map_err(StoreError::query("insert audit record"))?;
         }
-        tx.commit().await.map_err(StoreError::query("commit audit"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit audit"))?;
         Ok(())
     }
 
@@ -163,8 +185,19 @@ impl Store {
     /// # Errors
     /// Fails on database errors.
     pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        type Row = (String, String, String, String, String, String, String, String, String,
-                    String, String);
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT time, actor, assignment_id, provider, target, machine, operation, method, \
              path, result, broker_request_id FROM audit \

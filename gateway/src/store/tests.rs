@@ -47,13 +47,19 @@ fn placement(machine: &str, rank: i64, state: PlacementState) -> Placement {
 #[tokio::test]
 async fn put_creates_then_is_unchanged() {
     for store in testing::all().await {
-        let first = store.put_assignment("a1", &spec("1.0"), "cp").await.unwrap();
+        let first = store
+            .put_assignment("a1", &spec("1.0"), "cp")
+            .await
+            .unwrap();
         let PutOutcome::Changed(created) = first else {
             panic!("first put: {first:?}");
         };
         assert_eq!(created.revision, 1);
         assert_eq!(created.state, AssignmentState::Pending);
-        let again = store.put_assignment("a1", &spec("1.0"), "cp").await.unwrap();
+        let again = store
+            .put_assignment("a1", &spec("1.0"), "cp")
+            .await
+            .unwrap();
         assert!(matches!(again, PutOutcome::Unchanged(_)), "{again:?}");
     }
 }
@@ -61,14 +67,23 @@ async fn put_creates_then_is_unchanged() {
 #[tokio::test]
 async fn version_change_keeps_previous() {
     for store in testing::all().await {
-        store.put_assignment("a1", &spec("1.0"), "cp").await.unwrap();
-        let PutOutcome::Changed(updated) =
-            store.put_assignment("a1", &spec("2.0"), "cp").await.unwrap()
+        store
+            .put_assignment("a1", &spec("1.0"), "cp")
+            .await
+            .unwrap();
+        let PutOutcome::Changed(updated) = store
+            .put_assignment("a1", &spec("2.0"), "cp")
+            .await
+            .unwrap()
         else {
             panic!("update did not change");
         };
         assert_eq!(updated.revision, 2);
-        let versions: Vec<&str> = updated.previous.iter().map(|c| c.version.as_str()).collect();
+        let versions: Vec<&str> = updated
+            .previous
+            .iter()
+            .map(|c| c.version.as_str())
+            .collect();
         assert_eq!(versions, ["1.0"]);
     }
 }
@@ -76,11 +91,20 @@ async fn version_change_keeps_previous() {
 #[tokio::test]
 async fn rollback_swaps_versions() {
     for store in testing::all().await {
-        store.put_assignment("a1", &spec("1.0"), "cp").await.unwrap();
-        store.put_assignment("a1", &spec("2.0"), "cp").await.unwrap();
+        store
+            .put_assignment("a1", &spec("1.0"), "cp")
+            .await
+            .unwrap();
+        store
+            .put_assignment("a1", &spec("2.0"), "cp")
+            .await
+            .unwrap();
         let current = store.assignment("a1").await.unwrap().unwrap();
         let target = current.previous[0].clone();
-        let rolled = store.start_rollback(&current, &target, "cp", "operator").await.unwrap();
+        let rolled = store
+            .start_rollback(&current, &target, "cp", "operator")
+            .await
+            .unwrap();
         assert_eq!(rolled.state, AssignmentState::RollingBack);
         assert_eq!(rolled.spec.container.version, "1.0");
         assert_eq!(rolled.previous[0].version, "2.0");
@@ -91,7 +115,10 @@ async fn rollback_swaps_versions() {
 #[tokio::test]
 async fn state_change_is_an_event() {
     for store in testing::all().await {
-        store.put_assignment("a1", &spec("1.0"), "cp").await.unwrap();
+        store
+            .put_assignment("a1", &spec("1.0"), "cp")
+            .await
+            .unwrap();
         let changed = store
             .set_assignment_state("a1", 1, AssignmentState::RollingOut, "")
             .await
@@ -127,7 +154,10 @@ async fn placements_count_and_page() {
         assert_eq!(total.excluded, 1);
         assert_eq!(per_target.len(), 1);
 
-        let first = store.assignment_placements("a1", None, None, 2).await.unwrap();
+        let first = store
+            .assignment_placements("a1", None, None, 2)
+            .await
+            .unwrap();
         assert_eq!(first.len(), 2);
         let last = &first[1];
         let rest = store
@@ -174,11 +204,26 @@ async fn pending_intents_survive() {
 #[tokio::test]
 async fn lease_excludes_other_owner() {
     for store in testing::all().await {
-        assert!(store.acquire_lease("a1", "p", "t", "replica-a", 30).await.unwrap());
-        assert!(store.acquire_lease("a1", "p", "t", "replica-a", 30).await.unwrap());
-        assert!(!store.acquire_lease("a1", "p", "t", "replica-b", 30).await.unwrap());
-        store.release_lease("a1", "p", "t", "replica-a").await.unwrap();
-        assert!(store.acquire_lease("a1", "p", "t", "replica-b", 30).await.unwrap());
+        assert!(store
+            .acquire_lease("a1", "p", "t", "replica-a", 30)
+            .await
+            .unwrap());
+        assert!(store
+            .acquire_lease("a1", "p", "t", "replica-a", 30)
+            .await
+            .unwrap());
+        assert!(!store
+            .acquire_lease("a1", "p", "t", "replica-b", 30)
+            .await
+            .unwrap());
+        store
+            .release_lease("a1", "p", "t", "replica-a")
+            .await
+            .unwrap();
+        assert!(store
+            .acquire_lease("a1", "p", "t", "replica-b", 30)
+            .await
+            .unwrap());
     }
 }
 
@@ -198,7 +243,10 @@ async fn audit_filters_by_assignment() {
             result: "ok".into(),
             broker_request_id: "tx-1".into(),
         };
-        store.append_audit(&[record("a1"), record("a2")]).await.unwrap();
+        store
+            .append_audit(&[record("a1"), record("a2")])
+            .await
+            .unwrap();
         let only = store
             .audit(&AuditQuery {
                 assignment: Some("a2".into()),
@@ -233,7 +281,10 @@ async fn file_database_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("gw.db").display());
     let store = super::Store::connect(&url, 2).await.unwrap();
-    store.put_assignment("a1", &spec("1.0"), "cp").await.unwrap();
+    store
+        .put_assignment("a1", &spec("1.0"), "cp")
+        .await
+        .unwrap();
     store.close().await;
     let reopened = super::Store::connect(&url, 2).await.unwrap();
     assert!(reopened.assignment("a1").await.unwrap().is_some());

@@ -1083,7 +1083,10 @@ async fn tag_created_concurrently_is_reused() {
         .expect("publish succeeds with the concurrently created tag");
     assert_eq!(publication.objects[0], TAG_ID);
     assert!(
-        publication.writes.iter().all(|w| w.operation != "create_tag"),
+        publication
+            .writes
+            .iter()
+            .all(|w| w.operation != "create_tag"),
         "the refused create is not a write: {:?}",
         publication.writes
     );

@@ -1,0 +1,303 @@
+//! Control-plane client commands: `assign`, `status`, `rollback`, `pause`, `resume`, `remove`,
+//! `providers`, `targets` and `machines` call a running gateway's `/v1` API and print the result
+//! as aligned text, or as JSON with `--json`.
+//!
+//! Each command builds one request (or one per page of a listing), [`execute`] returns the text
+//! to print, and [`run`] prints it. Formatting lives in small functions that return strings, so
+//! tests check output without a terminal.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::Value;
+use url::Url;
+use vdi_contracts::model::validate_identifier;
+
+use self::args::{assignment_from_flags, read_body_file};
+use self::format::{
+    format_action_reply, format_assign_reply, format_assignment, format_assignment_list,
+    format_machines, format_providers, format_targets, to_json,
+};
+use self::http::{set_query_param, ApiClient};
+use self::views::{AssignmentView, MachineView, ProviderList, TargetList};
+
+pub use self::args::{ActivationArg, AssignArgs, StatusArgs};
+pub use self::http::ClientError;
+
+mod args;
+mod format;
+mod http;
+#[cfg(test)]
+mod tests;
+mod views;
+
+/// Options shared by every client command.
+#[derive(Clone, clap::Args)]
+pub struct ClientOptions {
+    /// Base URL of the gateway API.
+    #[arg(
+        long,
+        env = "VDIGW_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: Url,
+    /// Control-plane bearer token. Prefer the VDIGW_TOKEN variable or --token-file, because
+    /// other users can read command-line arguments in the process list.
+    #[arg(
+        long,
+        env = "VDIGW_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_secret,
+        global = true
+    )]
+    pub token: Option<SecretString>,
+    /// File containing the bearer token. A trailing newline is ignored.
+    #[arg(
+        long,
+        env = "VDIGW_TOKEN_FILE",
+        conflicts_with = "token",
+        global = true
+    )]
+    pub token_file: Option<PathBuf>,
+    /// Print the response JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Send the token over plain http to a host that is not loopback. Anyone on the network
+    /// path can then read it.
+    #[arg(long, global = true)]
+    pub allow_plain_http: bool,
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("server", &self.server.as_str())
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("token_file", &self.token_file)
+            .field("json", &self.json)
+            .field("allow_plain_http", &self.allow_plain_http)
+            .finish()
+    }
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
+/// A client command for the gateway's control-plane API.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Create or update an assignment: a container version on a set of targets.
+    Assign(Box<AssignArgs>),
+    /// Show one assignment with per-target progress, or list all assignments.
+    Status(StatusArgs),
+    /// Roll an assignment back to its previous version, or to the given one.
+    Rollback {
+        /// Assignment id.
+        id: String,
+        /// Version to return to (default: the previous version).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+    },
+    /// Pause an assignment's rollout after the current machine operations.
+    Pause {
+        /// Assignment id.
+        id: String,
+    },
+    /// Resume a paused assignment.
+    Resume {
+        /// Assignment id.
+        id: String,
+    },
+    /// Remove an assignment: withdraw its container from every target.
+    Remove {
+        /// Assignment id.
+        id: String,
+    },
+    /// List configured providers with their health and capabilities.
+    Providers,
+    /// List the targets (delivery groups, pools, device groups) a provider offers.
+    Targets {
+        /// Provider name, for example `citrix-prod`.
+        provider: String,
+    },
+    /// List the machines of one target of a provider.
+    Machines {
+        /// Provider name, for example `citrix-prod`.
+        provider: String,
+        /// Target id or name.
+        #[arg(long)]
+        target: String,
+        /// Machines per page requested from the gateway, 1 to 5000 (gateway default 500).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=5000))]
+        limit: Option<u32>,
+    },
+}
+
+/// Runs a client command and prints its output to standard output.
+///
+/// # Errors
+/// Returns [`ClientError`] when the gateway is unreachable or returns an error (print it as
+/// `error: {err}` and exit non-zero), and other errors for invalid arguments, unreadable files
+/// or unexpected response bodies.
+pub async fn run(global: &ClientOptions, command: ClientCommand) -> anyhow::Result<()> {
+    let output = execute(global, command).await?;
+    print!("{output}");
+    Ok(())
+}
+
+/// Runs a client command and returns the text that [`run`] prints, ending with a newline.
+///
+/// # Errors
+/// As [`run`].
+pub async fn execute(global: &ClientOptions, command: ClientCommand) -> anyhow::Result<String> {
+    let client = ApiClient::new(global)?;
+    let output = match command {
+        ClientCommand::Assign(args) => assign(&client, *args).await?,
+        ClientCommand::Status(args) => status(&client, args).await?,
+        ClientCommand::Rollback { id, to } => {
+            let body = match to {
+                Some(version) => serde_json::json!({ "to_version": version }),
+                None => serde_json::json!({}),
+            };
+            action(&client, "rollback", &id, Method::POST, Some(body)).await?
+        }
+        ClientCommand::Pause { id } => action(&client, "pause", &id, Method::POST, None).await?,
+        ClientCommand::Resume { id } => action(&client, "resume", &id, Method::POST, None).await?,
+        ClientCommand::Remove { id } => {
+            action(&client, "remove", &id, Method::DELETE, None).await?
+        }
+        ClientCommand::Providers => providers(&client).await?,
+        ClientCommand::Targets { provider } => targets(&client, &provider).await?,
+        ClientCommand::Machines {
+            provider,
+            target,
+            limit,
+        } => machines(&client, &provider, &target, limit).await?,
+    };
+    Ok(ensure_newline(output))
+}
+
+fn ensure_newline(mut text: String) -> String {
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+async fn assign(client: &ApiClient, args: AssignArgs) -> anyhow::Result<String> {
+    validate_identifier("assignment_id", &args.id)?;
+    let body = match &args.file {
+        Some(path) => read_body_file(path)?,
+        None => serde_json::to_value(assignment_from_flags(&args)?)?,
+    };
+    let url = client.url(&["assignments", &args.id]);
+    let reply = client.send(Method::PUT, url, Some(&body)).await?;
+    if client.json {
+        return Ok(to_json(&reply.body));
+    }
+    Ok(format_assign_reply(reply.status, &reply.body))
+}
+
+async fn status(client: &ApiClient, args: StatusArgs) -> anyhow::Result<String> {
+    if let Some(id) = &args.id {
+        validate_identifier("assignment_id", id)?;
+        let body = client.get(client.url(&["assignments", id])).await?;
+        if client.json {
+            return Ok(to_json(&body));
+        }
+        let view: AssignmentView = serde_json::from_value(body)
+            .context("failed to parse the assignment status from the gateway")?;
+        return Ok(format_assignment(&view));
+    }
+
+    let mut url = client.url(&["assignments"]);
+    if let Some(state) = &args.state {
+        set_query_param(&mut url, "state", state);
+    }
+    if let Some(provider) = &args.provider {
+        set_query_param(&mut url, "provider", provider);
+    }
+    let items = client.get_all(url, "assignments").await?;
+    if client.json {
+        return Ok(to_json(
+            &serde_json::json!({ "assignments": items, "next_cursor": null }),
+        ));
+    }
+    let views = items
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<Vec<AssignmentView>, _>>()
+        .context("failed to parse the assignment status from the gateway")?;
+    Ok(format_assignment_list(&views))
+}
+
+async fn action(
+    client: &ApiClient,
+    name: &str,
+    id: &str,
+    method: Method,
+    body: Option<Value>,
+) -> anyhow::Result<String> {
+    validate_identifier("assignment_id", id)?;
+    let url = match name {
+        "remove" => client.url(&["assignments", id]),
+        _ => client.url(&["assignments", id, name]),
+    };
+    let reply = client.send(method, url, body.as_ref()).await?;
+    if client.json {
+        return Ok(to_json(&reply.body));
+    }
+    Ok(format_action_reply(name, id, reply.status, &reply.body))
+}
+
+async fn providers(client: &ApiClient) -> anyhow::Result<String> {
+    let body = client.get(client.url(&["providers"])).await?;
+    if client.json {
+        return Ok(to_json(&body));
+    }
+    let list: ProviderList = serde_json::from_value(body)
+        .context("failed to parse the provider list from the gateway")?;
+    Ok(format_providers(&list.providers))
+}
+
+async fn targets(client: &ApiClient, provider: &str) -> anyhow::Result<String> {
+    let body = client
+        .get(client.url(&["providers", provider, "targets"]))
+        .await?;
+    if client.json {
+        return Ok(to_json(&body));
+    }
+    let list: TargetList =
+        serde_json::from_value(body).context("failed to parse the target list from the gateway")?;
+    Ok(format_targets(&list.targets))
+}
+
+async fn machines(
+    client: &ApiClient,
+    provider: &str,
+    target: &str,
+    limit: Option<u32>,
+) -> anyhow::Result<String> {
+    let mut url = client.url(&["providers", provider, "machines"]);
+    set_query_param(&mut url, "target", target);
+    if let Some(limit) = limit {
+        set_query_param(&mut url, "limit", &limit.to_string());
+    }
+    let items = client.get_all(url, "machines").await?;
+    if client.json {
+        return Ok(to_json(
+            &serde_json::json!({ "machines": items, "next_cursor": null }),
+        ));
+    }
+    let views = items
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<Vec<MachineView>, _>>()
+        .context("failed to parse the machine list from the gateway")?;
+    Ok(format_machines(&views))
+}

@@ -1,0 +1,322 @@
+//! `vdi-gateway demo`: the main job on embedded defaults.
+//!
+//! Starts the Citrix simulator with the hospital fleet, a gateway on SQLite in a temporary
+//! directory, and then acts as a control plane over the real HTTP API: assign an EHR client,
+//! roll a new version out in waves, roll back, and print what happened per target.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use broker_sim::citrix::{CitrixSim, CitrixSimConfig, Fleet};
+use serde_json::{json, Value};
+
+use super::harness::{gateway_config, ControlPlane, DEMO_TOKEN};
+use crate::server;
+
+/// Options of the demo.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Simulated broker latency per request, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub latency_ms: u64,
+    /// Sessions that start or end per second in the simulated hospital, so machines waiting
+    /// for their users to log off converge during the run.
+    #[arg(long, default_value_t = 20.0)]
+    pub session_churn: f64,
+    /// Seconds each step may take before the demo gives up.
+    #[arg(long, default_value_t = 180)]
+    pub step_timeout: u64,
+    /// Keep the simulator and gateway running after the steps, until Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
+}
+
+/// Per-target figures gathered over the run.
+#[derive(Debug, Default, Clone)]
+struct TargetFigures {
+    total: u64,
+    applied: u64,
+    deferred: u64,
+    failed: u64,
+    excluded: u64,
+    writes: u64,
+    seconds: f64,
+}
+
+/// Runs the demo; an error explains which step failed.
+///
+/// # Errors
+/// Fails when the simulator or gateway cannot start, a step does not finish in time, or the
+/// endpoint guard saw a call to a denied endpoint.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut sim_config = CitrixSimConfig {
+        fleet: Fleet::Hospital,
+        ..CitrixSimConfig::default()
+    };
+    sim_config.knobs.latency = Duration::from_millis(args.latency_ms);
+    let sim = CitrixSim::start(sim_config)
+        .await
+        .context("starting the Citrix simulator")?;
+    sim.set_session_churn(args.session_churn);
+
+    let directory = tempfile::tempdir().context("creating a temporary directory")?;
+    let database = directory.path().join("gateway.db");
+    let config = gateway_config(&sim, &format!("sqlite://{}", database.display()))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the gateway to a loopback port")?;
+    let gateway = server::start_on(&config, listener).await?;
+    let api = ControlPlane::new(&gateway.base_url(), DEMO_TOKEN)?;
+
+    println!("VDI broker gateway demo");
+    println!(
+        "  Citrix simulator  {} (hospital fleet, {} ms latency)",
+        sim.base_url(),
+        args.latency_ms
+    );
+    println!("  gateway API       {}", gateway.base_url());
+    println!("  store             SQLite at {}", database.display());
+    println!();
+
+    let result = drive(&api, &args, started).await;
+    let counters = sim.counters();
+    let outcome = match result {
+        Ok(figures) => {
+            print_table(&figures);
+            println!();
+            println!(
+                "broker calls: {} in all ({} writes); calls to denied endpoints: {}",
+                counters.total,
+                counters.writes,
+                counters.denied.len()
+            );
+            if counters.denied.is_empty() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "the simulator saw calls to denied endpoints: {:?}",
+                    counters.denied
+                ))
+            }
+        }
+        Err(error) => Err(error),
+    };
+    if args.keep_running && outcome.is_ok() {
+        println!("Gateway and simulator keep running; press Ctrl-C to stop.");
+        println!(
+            "  export VDIGW_SERVER={} VDIGW_TOKEN={DEMO_TOKEN}",
+            gateway.base_url()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    gateway.stop().await;
+    sim.shutdown().await;
+    outcome
+}
+
+async fn drive(
+    api: &ControlPlane,
+    args: &DemoArgs,
+    started: Instant,
+) -> anyhow::Result<BTreeMap<String, TargetFigures>> {
+    let providers = api.get("/v1/providers").await?;
+    for provider in providers["providers"].as_array().into_iter().flatten() {
+        println!(
+            "[{:>5.1}s] provider {} ({}, {}): {}",
+            started.elapsed().as_secs_f64(),
+            provider["name"].as_str().unwrap_or("?"),
+            provider["kind"].as_str().unwrap_or("?"),
+            provider["environment"].as_str().unwrap_or("?"),
+            provider["health"]["status"].as_str().unwrap_or("?"),
+        );
+    }
+    let targets = api.get("/v1/providers/citrix-demo/targets").await?;
+    let mut chosen = Vec::new();
+    for target in targets["targets"].as_array().into_iter().flatten() {
+        let name = target["name"].as_str().unwrap_or_default().to_owned();
+        println!(
+            "          delivery group {:<24} {:>4} machines",
+            name,
+            target["machine_count"].as_u64().unwrap_or(0)
+        );
+        chosen.push(name);
+    }
+    if chosen.is_empty() {
+        bail!("the simulator offers no delivery groups");
+    }
+    println!();
+
+    let timeout = Duration::from_secs(args.step_timeout);
+    let mut figures: BTreeMap<String, TargetFigures> = BTreeMap::new();
+    let steps: [(&str, Value, &str); 3] = [
+        (
+            "assign Epic Hyperspace 2024.2.0 (when_idle, waves 10/50/100%)",
+            assignment(&chosen, "2024.2.0", &[10, 50, 100]),
+            "converged",
+        ),
+        (
+            "update to 2024.3.1 (when_idle, waves 5/25/100%, auto-rollback over 2% failures)",
+            assignment(&chosen, "2024.3.1", &[5, 25, 100]),
+            "converged",
+        ),
+        ("roll back to 2024.2.0", Value::Null, "rolled_back"),
+    ];
+    for (index, (title, body, goal)) in steps.into_iter().enumerate() {
+        println!("step {}: {title}", index + 1);
+        let step_start = Instant::now();
+        let response = if body.is_null() {
+            api.post("/v1/assignments/epic-hyperspace/rollback", &json!({}))
+                .await?
+        } else {
+            api.put("/v1/assignments/epic-hyperspace", &body).await?
+        };
+        println!(
+            "[{:>5.1}s] accepted: revision {}, state {}",
+            started.elapsed().as_secs_f64(),
+            response["revision"],
+            response["state"].as_str().unwrap_or("?")
+        );
+        let settled = follow(api, goal, started, timeout).await?;
+        let seconds = step_start.elapsed().as_secs_f64();
+        println!("          step {} finished in {seconds:.1} s", index + 1);
+        println!();
+        for (target, settle) in settled {
+            figures.entry(target).or_default().seconds += settle.min(seconds);
+        }
+    }
+
+    let status = api.get("/v1/assignments/epic-hyperspace").await?;
+    for row in status["per_target"].as_array().into_iter().flatten() {
+        let name = row["target"].as_str().unwrap_or_default().to_owned();
+        let entry = figures.entry(name).or_default();
+        entry.total = row["total"].as_u64().unwrap_or(0);
+        entry.applied = row["applied"].as_u64().unwrap_or(0);
+        entry.deferred = row["deferred"].as_u64().unwrap_or(0);
+        entry.failed = row["failed"].as_u64().unwrap_or(0);
+        entry.excluded = row["excluded"].as_u64().unwrap_or(0);
+    }
+    let audit = api.get("/v1/audit?assignment=epic-hyperspace").await?;
+    for record in audit["records"].as_array().into_iter().flatten() {
+        let name = record["target"].as_str().unwrap_or_default();
+        if let Some(entry) = figures.get_mut(name) {
+            entry.writes += 1;
+        }
+    }
+    Ok(figures)
+}
+
+fn assignment(targets: &[String], version: &str, waves: &[u32]) -> Value {
+    json!({
+        "container": {
+            "id": "epic-hyperspace",
+            "version": version,
+            "display_name": "Epic Hyperspace",
+            "launch": {
+                "executable": "C:\\Program Files\\Numecent\\Cloudpaging Player\\JukeboxPlayer.exe",
+                "arguments": format!("/launch epic-hyperspace/{version}"),
+            }
+        },
+        "targets": targets.iter().map(|t| json!({"provider": "citrix-demo", "target": t})).collect::<Vec<_>>(),
+        "activation": "when_idle",
+        "rollout": {"waves": waves, "max_failure_percent": 2.0, "auto_rollback": true},
+    })
+}
+
+/// Polls the assignment until it reaches `goal`, printing progress whenever it changes, and
+/// returns per target the seconds until it had no pending machine.
+async fn follow(
+    api: &ControlPlane,
+    goal: &str,
+    started: Instant,
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<String, f64>> {
+    let step_start = Instant::now();
+    let mut last_line = String::new();
+    let mut settled: BTreeMap<String, f64> = BTreeMap::new();
+    loop {
+        let status = api.get("/v1/assignments/epic-hyperspace").await?;
+        let state = status["state"].as_str().unwrap_or("?").to_owned();
+        let progress = &status["progress"];
+        let waves = status["rollout"]["waves"].as_array().map_or(1, Vec::len);
+        let line = format!(
+            "{state:<12} wave {}/{}  applied {:>3}/{:<3} pending {:>3}  deferred {:>3}  failed {}  excluded {}",
+            status["current_wave"].as_u64().unwrap_or(0) + 1,
+            waves,
+            progress["applied"],
+            progress["total"],
+            progress["pending"],
+            progress["deferred"],
+            progress["failed"],
+            progress["excluded"],
+        );
+        if line != last_line {
+            println!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+            last_line = line;
+        }
+        for row in status["per_target"].as_array().into_iter().flatten() {
+            let name = row["target"].as_str().unwrap_or_default().to_owned();
+            if row["total"].as_u64().unwrap_or(0) > 0 && row["pending"].as_u64() == Some(0) {
+                settled
+                    .entry(name)
+                    .or_insert_with(|| step_start.elapsed().as_secs_f64());
+            }
+        }
+        if state == goal {
+            return Ok(settled);
+        }
+        if matches!(state.as_str(), "paused" | "failed") {
+            bail!(
+                "the rollout stopped in state {state}: {}",
+                status["detail"].as_str().unwrap_or("")
+            );
+        }
+        if step_start.elapsed() > timeout {
+            bail!(
+                "the assignment did not reach {goal} within {} s (state {state}); rerun with a larger --step-timeout or look at the gateway log",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn print_table(figures: &BTreeMap<String, TargetFigures>) {
+    println!(
+        "{:<24} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8}",
+        "target",
+        "machines",
+        "applied",
+        "deferred",
+        "failed",
+        "excluded",
+        "broker writes",
+        "seconds"
+    );
+    let mut total = TargetFigures::default();
+    for (name, f) in figures {
+        println!(
+            "{:<24} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8.1}",
+            name, f.total, f.applied, f.deferred, f.failed, f.excluded, f.writes, f.seconds
+        );
+        total.total += f.total;
+        total.applied += f.applied;
+        total.deferred += f.deferred;
+        total.failed += f.failed;
+        total.excluded += f.excluded;
+        total.writes += f.writes;
+        total.seconds = total.seconds.max(f.seconds);
+    }
+    println!(
+        "{:<24} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8.1}",
+        "all",
+        total.total,
+        total.applied,
+        total.deferred,
+        total.failed,
+        total.excluded,
+        total.writes,
+        total.seconds
+    );
+}

@@ -1,0 +1,86 @@
+//! Building provider instances from their configuration, by kind.
+
+use std::sync::Arc;
+
+use vdi_contracts::Provider;
+
+use crate::config::ProviderConfig;
+use crate::engine::{ProviderEntry, ProviderSource, Registry};
+
+/// Provider kinds built into the gateway.
+pub const BUILTIN_KINDS: &[&str] = &["citrix"];
+
+/// Failure to build a provider from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderBuildError {
+    /// No built-in provider has this kind.
+    #[error("provider {name:?} has kind {kind:?}, which is not built in; use one of: {known}")]
+    UnknownKind {
+        /// Provider name.
+        name: String,
+        /// Configured kind.
+        kind: String,
+        /// Known kinds.
+        known: String,
+    },
+    /// The provider's settings are invalid.
+    #[error("provider {name:?} ({kind}) settings are invalid: {message}")]
+    Settings {
+        /// Provider name.
+        name: String,
+        /// Kind.
+        kind: String,
+        /// What is wrong, naming the key and the fix.
+        message: String,
+    },
+}
+
+/// Builds one provider.
+///
+/// # Errors
+/// Fails for an unknown kind or invalid settings.
+pub fn build(config: &ProviderConfig) -> Result<Arc<dyn Provider>, ProviderBuildError> {
+    let settings_error = |message: String| ProviderBuildError::Settings {
+        name: config.name.clone(),
+        kind: config.kind.clone(),
+        message,
+    };
+    match config.kind.as_str() {
+        "citrix" => {
+            let settings: vdi_citrix::CitrixConfig =
+                serde_json::from_value(config.settings.clone())
+                    .map_err(|e| settings_error(e.to_string()))?;
+            let provider = vdi_citrix::CitrixProvider::new(&config.name, settings)
+                .map_err(|e| settings_error(e.to_string()))?;
+            Ok(Arc::new(provider))
+        }
+        other => Err(ProviderBuildError::UnknownKind {
+            name: config.name.clone(),
+            kind: other.to_owned(),
+            known: BUILTIN_KINDS.join(", "),
+        }),
+    }
+}
+
+/// Builds the registry of every enabled provider.
+///
+/// # Errors
+/// Fails on the first provider that cannot be built, naming it.
+pub fn build_registry(configs: &[ProviderConfig]) -> Result<Registry, ProviderBuildError> {
+    let mut entries = Vec::new();
+    for config in configs.iter().filter(|c| c.enabled) {
+        let provider = build(config)?;
+        entries.push(ProviderEntry::new(
+            &config.name,
+            &config.kind,
+            &config.environment,
+            ProviderSource::Builtin,
+            provider,
+        ));
+    }
+    Registry::new(entries).map_err(|message| ProviderBuildError::Settings {
+        name: String::new(),
+        kind: String::new(),
+        message,
+    })
+}
