@@ -43,6 +43,9 @@ pub struct BenchArgs {
 struct Phase {
     name: &'static str,
     seconds: f64,
+    /// Broker operations, counting each request inside a batch.
+    operations: u64,
+    /// HTTP requests the broker received.
     calls: u64,
     cpu_seconds: f64,
 }
@@ -71,26 +74,35 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.groups, args.latency_ms, args.concurrency
     );
     println!(
-        "{:<10} {:>9} {:>12} {:>14} {:>16} {:>18}",
-        "phase", "seconds", "machines/s", "calls/machine", "CPU ms/machine", "lower bound (s)"
+        "{:<10} {:>9} {:>12} {:>15} {:>14} {:>16} {:>16}",
+        "phase",
+        "seconds",
+        "machines/s",
+        "requests/machine",
+        "ops/machine",
+        "CPU ms/machine",
+        "lower bound (s)"
     );
     for phase in &phases {
         let lower_bound = phase.calls as f64 * args.latency_ms as f64
             / 1000.0
             / f64::from(args.concurrency.max(1));
         println!(
-            "{:<10} {:>9.2} {:>12.1} {:>14.3} {:>16.3} {:>18.2}",
+            "{:<10} {:>9.2} {:>12.1} {:>16.3} {:>14.3} {:>16.3} {:>16.2}",
             phase.name,
             phase.seconds,
             machines as f64 / phase.seconds.max(f64::EPSILON),
             phase.calls as f64 / machines as f64,
+            phase.operations as f64 / machines as f64,
             phase.cpu_seconds * 1000.0 / machines as f64,
             lower_bound,
         );
     }
     println!();
-    println!("lower bound = broker calls x latency / concurrency: the time the calls take if the");
-    println!("provider kept every one of its connections busy and the gateway cost nothing.");
+    println!("requests: HTTP requests the broker received; ops: broker operations, counting each");
+    println!("request inside a $batch body. lower bound = requests x latency / concurrency: the");
+    println!("time the requests take if the provider kept every connection busy and the gateway");
+    println!("cost nothing.");
     Ok(())
 }
 
@@ -144,6 +156,7 @@ async fn measure(args: &BenchArgs, sim_url: &str, machines: usize) -> anyhow::Re
         directory.path().join("bench.db").display()
     ));
     config.engine.reconcile_interval_seconds = 1;
+    config.warnings.clear();
     config.tokens = vec![TokenConfig {
         name: "bench".into(),
         role: Role::Operator,
@@ -196,7 +209,7 @@ async fn measure(args: &BenchArgs, sim_url: &str, machines: usize) -> anyhow::Re
         ("rollback", None, "rolled_back"),
     ];
     for (name, request, goal) in plan {
-        let calls_before = sim_calls(&http, sim_url).await?;
+        let before = sim_calls(&http, sim_url).await?;
         let cpu_before = process_cpu_seconds();
         let start = Instant::now();
         match request {
@@ -223,12 +236,12 @@ async fn measure(args: &BenchArgs, sim_url: &str, machines: usize) -> anyhow::Re
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let seconds = start.elapsed().as_secs_f64();
+        let after = sim_calls(&http, sim_url).await?;
         phases.push(Phase {
             name,
             seconds,
-            calls: sim_calls(&http, sim_url)
-                .await?
-                .saturating_sub(calls_before),
+            calls: after.0.saturating_sub(before.0),
+            operations: after.1.saturating_sub(before.1),
             cpu_seconds: process_cpu_seconds() - cpu_before,
         });
         eprintln!("{name}: converged in {seconds:.2} s");
@@ -237,7 +250,8 @@ async fn measure(args: &BenchArgs, sim_url: &str, machines: usize) -> anyhow::Re
     Ok(phases)
 }
 
-async fn sim_calls(http: &reqwest::Client, sim_url: &str) -> anyhow::Result<u64> {
+/// Returns the simulator's `(http_requests, total)` counters.
+async fn sim_calls(http: &reqwest::Client, sim_url: &str) -> anyhow::Result<(u64, u64)> {
     let counters: Value = http
         .get(format!("{sim_url}/_sim/counters"))
         .send()
@@ -246,9 +260,12 @@ async fn sim_calls(http: &reqwest::Client, sim_url: &str) -> anyhow::Result<u64>
         .json()
         .await
         .context("decoding the simulator's counters")?;
-    counters["total"]
-        .as_u64()
-        .context("the simulator's counters have no total")
+    let field = |name: &str| {
+        counters[name]
+            .as_u64()
+            .with_context(|| format!("the simulator's counters have no {name}"))
+    };
+    Ok((field("http_requests")?, field("total")?))
 }
 
 /// Returns the CPU time (user and system) this process has used, in seconds.

@@ -21,6 +21,8 @@ pub fn gateway_config(sim: &CitrixSim, store_url: &str) -> anyhow::Result<Gatewa
     config.store.url = SecretString::from(store_url.to_owned());
     config.engine.reconcile_interval_seconds = 1;
     config.engine.deferred_recheck_seconds = 1;
+    // The defaults warn that no token is configured; this configuration adds one.
+    config.warnings.clear();
     config.tokens = vec![TokenConfig {
         name: "demo-control-plane".into(),
         role: Role::Operator,

@@ -22,7 +22,7 @@ const MAX_PAGES: usize = 10_000;
 
 /// First and maximum pause between polls of a job. citrix-daas-rest-go polls every 10 s; the
 /// gateway starts faster because tag and application jobs usually finish within a second.
-const FIRST_POLL: Duration = Duration::from_millis(250);
+const FIRST_POLL: Duration = Duration::from_millis(100);
 const MAX_POLL: Duration = Duration::from_secs(5);
 
 /// A request that finished, with the job it started when it ran asynchronously.

@@ -15,6 +15,7 @@ pub fn gateway_config(sim: &broker_sim::citrix::CitrixSim, store_url: &str) -> G
     config.store.url = SecretString::from(store_url.to_owned());
     config.engine.reconcile_interval_seconds = 1;
     config.engine.deferred_recheck_seconds = 0;
+    config.warnings.clear();
     config.tokens = vec![TokenConfig {
         name: "test-control-plane".into(),
         role: Role::Operator,

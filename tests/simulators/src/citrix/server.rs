@@ -172,6 +172,7 @@ impl Shared {
             request.method.as_str(),
             route_key(request),
             response.status.as_u16(),
+            outer,
         );
         response
     }

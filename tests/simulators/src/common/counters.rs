@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 /// Control endpoints under `/_sim/` are not counted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
-    /// Number of API requests, including token requests, denied and failed ones.
+    /// Number of API requests, including token requests, denied and failed ones, and each
+    /// request inside a `$batch` body.
     pub total: u64,
+    /// Number of requests that arrived over HTTP: `total` without the requests inside batch
+    /// bodies. This is what latency and connection limits apply to.
+    pub http_requests: u64,
     /// Requests per route, keyed `"METHOD /lower-case/path"` with object names and ids
     /// replaced by `{id}`, for example `"POST /cvad/manage/machines/{id}/tags/{id}"`.
     pub by_route: BTreeMap<String, u64>,
@@ -50,10 +54,13 @@ pub struct CounterSet {
 }
 
 impl CounterSet {
-    /// Records one finished request.
-    pub fn record(&self, method: &str, route: String, status: u16) {
+    /// Records one finished request; `outer` is false for a request inside a batch body.
+    pub fn record(&self, method: &str, route: String, status: u16, outer: bool) {
         let mut counters = self.lock();
         counters.total += 1;
+        if outer {
+            counters.http_requests += 1;
+        }
         *counters.by_route.entry(route).or_insert(0) += 1;
         *counters.by_status.entry(status).or_insert(0) += 1;
         if method != "GET" && method != "HEAD" {
@@ -96,10 +103,14 @@ mod tests {
     #[test]
     fn record_counts_writes_and_status() {
         let set = CounterSet::default();
-        set.record("GET", "GET /a".into(), 200);
-        set.record("POST", "POST /a".into(), 404);
+        set.record("GET", "GET /a".into(), 200, true);
+        set.record("POST", "POST /a".into(), 404, false);
         let counters = set.snapshot();
         assert_eq!(counters.total, 2);
+        assert_eq!(
+            counters.http_requests, 1,
+            "the batched request came in no HTTP request"
+        );
         assert_eq!(counters.writes, 1);
         assert_eq!(counters.by_status.get(&404), Some(&1));
         assert_eq!(counters.route("GET /a"), 1);
@@ -108,7 +119,7 @@ mod tests {
     #[test]
     fn reset_clears_everything() {
         let set = CounterSet::default();
-        set.record("GET", "GET /a".into(), 200);
+        set.record("GET", "GET /a".into(), 200, true);
         set.record_token();
         set.reset();
         assert_eq!(set.snapshot(), Counters::default());
