@@ -3,11 +3,13 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod conformance;
 mod error;
 pub mod model;
 mod provider;
 
+pub use agent::{AgentChannel, AgentContainerState, AgentReport, MemoryAgentChannel};
 pub use error::{ErrorKind, ProviderError, ProviderResult};
 pub use model::*;
 pub use provider::{Capability, Description, Limits, Provider};
