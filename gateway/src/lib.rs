@@ -3,6 +3,7 @@
 // The OpenAPI document is one large `json!` literal.
 #![recursion_limit = "512"]
 
+pub mod agents;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use vdi_contracts::Provider;
+use vdi_contracts::{AgentChannel, Provider};
 
 use crate::config::ProviderConfig;
 use crate::engine::{ProviderEntry, ProviderSource, Registry};
@@ -35,11 +35,15 @@ pub enum ProviderBuildError {
     },
 }
 
-/// Builds one provider.
+/// Builds one provider; providers that deliver through agents get `agents`.
 ///
 /// # Errors
 /// Fails for an unknown kind or invalid settings.
-pub fn build(config: &ProviderConfig) -> Result<Arc<dyn Provider>, ProviderBuildError> {
+pub fn build(
+    config: &ProviderConfig,
+    agents: &Arc<dyn AgentChannel>,
+) -> Result<Arc<dyn Provider>, ProviderBuildError> {
+    let _ = agents;
     let settings_error = |message: String| ProviderBuildError::Settings {
         name: config.name.clone(),
         kind: config.kind.clone(),
@@ -66,10 +70,13 @@ pub fn build(config: &ProviderConfig) -> Result<Arc<dyn Provider>, ProviderBuild
 ///
 /// # Errors
 /// Fails on the first provider that cannot be built, naming it.
-pub fn build_registry(configs: &[ProviderConfig]) -> Result<Registry, ProviderBuildError> {
+pub fn build_registry(
+    configs: &[ProviderConfig],
+    agents: &Arc<dyn AgentChannel>,
+) -> Result<Registry, ProviderBuildError> {
     let mut entries = Vec::new();
     for config in configs.iter().filter(|c| c.enabled) {
-        let provider = build(config)?;
+        let provider = build(config, agents)?;
         entries.push(ProviderEntry::new(
             &config.name,
             &config.kind,

@@ -125,6 +125,14 @@ pub async fn start_with(
             .metrics_token
             .as_ref()
             .map(|t| ApiToken::new("metrics", Role::Viewer, t)),
+        agent_tokens: config
+            .providers
+            .iter()
+            .filter_map(|p| {
+                let token = p.agent_token.as_ref()?;
+                Some((p.name.clone(), ApiToken::new(format!("{}-agents", p.name), Role::Viewer, token)))
+            })
+            .collect(),
     });
 
     let mut tasks = Vec::new();

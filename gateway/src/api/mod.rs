@@ -3,6 +3,7 @@
 //! Every `/v1` route except the agent channel and the OpenAPI document needs a bearer token;
 //! errors share one body shape; request bodies are limited in size.
 
+mod agent;
 mod assignments;
 pub mod auth;
 pub mod error;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// Token `/metrics` requires, if any.
     pub metrics_token: Option<ApiToken>,
+    /// Agent tokens with the provider each one belongs to.
+    pub agent_tokens: Vec<(String, ApiToken)>,
 }
 
 /// Builds the router.
@@ -60,6 +63,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/assignments/{id}/rollback", post(assignments::rollback))
         .route("/assignments/{id}/pause", post(assignments::pause))
         .route("/assignments/{id}/resume", post(assignments::resume))
+        .route("/agent/desired", get(agent::desired))
+        .route("/agent/report", post(agent::report))
         .route("/events", get(records::events))
         .route("/audit", get(records::audit))
         .route("/openapi.json", get(openapi::document));

@@ -16,6 +16,7 @@ use crate::testing::MemoryProvider;
 
 const OPERATOR: &str = "operator-token-1";
 const VIEWER: &str = "viewer-token-1";
+const AGENT: &str = "agent-token-1";
 
 async fn app() -> (Router, Arc<AppState>) {
     let store = testing::sqlite().await;
@@ -42,6 +43,10 @@ async fn app() -> (Router, Arc<AppState>) {
         ],
         body_limit: 4096,
         metrics_token: None,
+        agent_tokens: vec![(
+            "mem".into(),
+            ApiToken::new("mem-agents", Role::Viewer, &SecretString::from(AGENT)),
+        )],
     });
     (router(state.clone()), state)
 }
@@ -460,4 +465,98 @@ async fn openapi_lists_every_route() {
             "{path} missing from OpenAPI"
         );
     }
+}
+
+#[tokio::test]
+async fn agent_desired_etag_and_report() {
+    let (app, state) = app().await;
+    let container = vdi_contracts::Container {
+        id: "epic".into(),
+        version: "2.0".into(),
+        display_name: None,
+        launch: vdi_contracts::Launch {
+            executable: "player.exe".into(),
+            arguments: None,
+            working_directory: None,
+        },
+    };
+    state
+        .store
+        .set_agent_desired("mem", "m001", &container, vdi_contracts::Activation::WhenIdle)
+        .await
+        .unwrap();
+    let (status, body, headers) =
+        call(&app, Method::GET, "/v1/agent/desired?machine=m001", Some(AGENT), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["containers"][0]["version"], "2.0");
+    assert_eq!(body["containers"][0]["activation"], "when_idle");
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+
+    let request = Request::builder()
+        .uri("/v1/agent/desired?machine=m001")
+        .header(header::AUTHORIZATION, format!("Bearer {AGENT}"))
+        .header(header::IF_NONE_MATCH, &etag)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+
+    let report = json!({"machine": "m001", "containers": [
+        {"id": "epic", "version": "2.0", "state": "installed"}], "agent_version": "9.9"});
+    let (status, _, _) = call(
+        &app,
+        Method::POST,
+        "/v1/agent/report",
+        Some(AGENT),
+        Some(report.to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let reports = state.store.agent_reports("mem", "epic").await.unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].version, "2.0");
+}
+
+#[tokio::test]
+async fn agent_rejects_control_plane_token() {
+    let (app, _) = app().await;
+    let (status, body, _) =
+        call(&app, Method::GET, "/v1/agent/desired?machine=m001", Some(OPERATOR), None, None)
+            .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"]["message"].as_str().unwrap().contains("agent token"));
+}
+
+#[tokio::test]
+async fn agent_change_updates_etag() {
+    let (app, state) = app().await;
+    let path = "/v1/agent/desired?machine=m002";
+    let (_, _, first) = call(&app, Method::GET, path, Some(AGENT), None, None).await;
+    let mut container = vdi_contracts::Container {
+        id: "epic".into(),
+        version: "1.0".into(),
+        display_name: None,
+        launch: vdi_contracts::Launch {
+            executable: "player.exe".into(),
+            arguments: None,
+            working_directory: None,
+        },
+    };
+    state
+        .store
+        .set_agent_desired("mem", "m002", &container, vdi_contracts::Activation::Immediate)
+        .await
+        .unwrap();
+    let (_, _, second) = call(&app, Method::GET, path, Some(AGENT), None, None).await;
+    assert_ne!(first[header::ETAG], second[header::ETAG]);
+    container.version = "1.1".into();
+    state
+        .store
+        .set_agent_desired("mem", "m002", &container, vdi_contracts::Activation::Immediate)
+        .await
+        .unwrap();
+    let (_, body, third) = call(&app, Method::GET, path, Some(AGENT), None, None).await;
+    assert_ne!(second[header::ETAG], third[header::ETAG]);
+    assert_eq!(body["containers"][0]["version"], "1.1");
 }

@@ -9,10 +9,11 @@ use sqlx::AnyPool;
 use super::{Backend, StoreError};
 
 /// Migrations in order; a version is never edited once released, only followed by a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE assignments (
     id TEXT PRIMARY KEY,
     revision BIGINT NOT NULL,
@@ -108,7 +109,42 @@ CREATE TABLE leases (
     PRIMARY KEY (assignment_id, provider, target)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "agent channel",
+        r#"
+CREATE TABLE agent_desired (
+    provider TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    container TEXT NOT NULL,
+    activation TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (provider, machine, container_id)
+);
+CREATE TABLE agent_reports (
+    provider TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    reported_at TEXT NOT NULL,
+    PRIMARY KEY (provider, machine, container_id)
+);
+CREATE TABLE agent_machines (
+    provider TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (provider, machine)
+);
+"#,
+    ),
+];
 
 /// Applies every migration not yet recorded.
 ///

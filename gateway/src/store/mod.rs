@@ -5,6 +5,7 @@
 //! PostgreSQL (for several gateway replicas) through sqlx's `Any` driver. Times are stored as
 //! RFC 3339 text and JSON documents as text, so both engines read them the same way.
 
+mod agents;
 mod assignments;
 mod journal;
 mod migrations;
@@ -17,6 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use agents::DesiredContainer;
 pub use assignments::PutOutcome;
 pub use journal::{Intent, IntentStatus};
 pub use placements::TargetStatus;

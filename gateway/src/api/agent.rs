@@ -1,0 +1,149 @@
+//! `/v1/agent/*`: agents poll for their machine's desired containers (with an ETag) and report
+//! what they installed. Agents authenticate with their provider's agent token, which also
+//! scopes them to that provider's machines.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use vdi_contracts::{AgentContainerState, AgentReport};
+
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::AppState;
+
+/// Longest machine id an agent may send.
+const MAX_MACHINE_LEN: usize = 256;
+
+/// Returns the provider whose agent token the request carries.
+fn agent_provider(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing agent token; send Authorization: Bearer <agent token>")
+        })?;
+    let mut found = None;
+    for (provider, token) in &state.agent_tokens {
+        if token.verify(presented) {
+            found = Some(provider.clone());
+        }
+    }
+    found.ok_or_else(|| {
+        ApiError::unauthorized(
+            "unknown agent token; agents use their provider's agent token, not a control-plane token",
+        )
+    })
+}
+
+fn check_machine(machine: &str) -> Result<(), ApiError> {
+    if machine.is_empty() || machine.len() > MAX_MACHINE_LEN || machine.chars().any(char::is_control)
+    {
+        return Err(ApiError::invalid(format!(
+            "machine id {machine:?} must be 1 to {MAX_MACHINE_LEN} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Query of `GET /v1/agent/desired`.
+#[derive(Debug, Deserialize)]
+pub struct DesiredQuery {
+    machine: Option<String>,
+}
+
+/// `GET /v1/agent/desired?machine=ID`.
+pub async fn desired(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<DesiredQuery>,
+) -> Result<Response, ApiError> {
+    let provider = agent_provider(&state, &headers)?;
+    let machine = query
+        .machine
+        .ok_or_else(|| ApiError::invalid("query parameter machine is required"))?;
+    check_machine(&machine)?;
+    state
+        .store
+        .touch_agent_machine(&provider, &machine, &json!({}))
+        .await?;
+    let desired = state.store.agent_desired(&provider, &machine).await?;
+    let containers: Vec<_> = desired
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.container.id, "version": d.container.version,
+                "display_name": d.container.display_name, "launch": d.container.launch,
+                "activation": d.activation,
+            })
+        })
+        .collect();
+    let body = json!({"machine": machine, "containers": containers});
+    let etag = format!("\"{}\"", hex::encode(Sha256::digest(body.to_string().as_bytes())));
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+    let etag_header = HeaderValue::from_str(&etag)
+        .map_err(|_| ApiError::internal("the computed ETag is not a valid header"))?;
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
+    }
+    Ok(([(header::ETAG, etag_header)], Json(body)).into_response())
+}
+
+/// One container in an agent report.
+#[derive(Debug, Deserialize)]
+pub struct ReportedContainer {
+    id: String,
+    version: String,
+    state: AgentContainerState,
+    #[serde(default)]
+    detail: String,
+}
+
+/// Body of `POST /v1/agent/report`; unknown fields from newer agents are ignored.
+#[derive(Debug, Deserialize)]
+pub struct ReportBody {
+    machine: String,
+    containers: Vec<ReportedContainer>,
+    #[serde(default)]
+    labels: Option<serde_json::Value>,
+}
+
+/// `POST /v1/agent/report`.
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ReportBody>,
+) -> Result<StatusCode, ApiError> {
+    let provider = agent_provider(&state, &headers)?;
+    check_machine(&body.machine)?;
+    let reports: Vec<AgentReport> = body
+        .containers
+        .into_iter()
+        .map(|c| AgentReport {
+            machine: body.machine.clone(),
+            container_id: c.id,
+            version: c.version,
+            state: c.state,
+            detail: c.detail,
+        })
+        .collect();
+    state.store.record_agent_reports(&provider, &reports).await?;
+    state
+        .store
+        .touch_agent_machine(&provider, &body.machine, &body.labels.unwrap_or(json!({})))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,216 @@
+//! Agent channel state: each machine's desired containers, what its agent reported, and the
+//! machines agents registered on first check-in.
+
+use super::{now_text, Store, StoreError};
+use vdi_contracts::{Activation, AgentContainerState, AgentReport, Container};
+
+/// A desired container of one machine, as the agent channel serves it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredContainer {
+    /// The container at its desired version.
+    pub container: Container,
+    /// Activation mode the agent applies.
+    pub activation: Activation,
+}
+
+fn state_text(state: &AgentContainerState) -> &'static str {
+    match state {
+        AgentContainerState::Installed => "installed",
+        AgentContainerState::Failed => "failed",
+        AgentContainerState::Removed => "removed",
+    }
+}
+
+fn parse_state(text: &str) -> Option<AgentContainerState> {
+    match text {
+        "installed" => Some(AgentContainerState::Installed),
+        "failed" => Some(AgentContainerState::Failed),
+        "removed" => Some(AgentContainerState::Removed),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Sets the desired version of a container on a machine.
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn set_agent_desired(
+        &self,
+        provider: &str,
+        machine: &str,
+        container: &Container,
+        activation: Activation,
+    ) -> Result<(), StoreError> {
+        let document =
+            serde_json::to_string(container).map_err(StoreError::corrupt("container"))?;
+        sqlx::query(
+            "INSERT INTO agent_desired (provider, machine, container_id, version, container, \
+             activation, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (provider, machine, container_id) DO UPDATE SET \
+             version = excluded.version, container = excluded.container, \
+             activation = excluded.activation, updated_at = excluded.updated_at",
+        )
+        .bind(provider)
+        .bind(machine)
+        .bind(&container.id)
+        .bind(&container.version)
+        .bind(document)
+        .bind(activation.as_str())
+        .bind(now_text())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("set agent desired"))?;
+        Ok(())
+    }
+
+    /// Withdraws a container from a machine.
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn clear_agent_desired(
+        &self,
+        provider: &str,
+        machine: &str,
+        container_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM agent_desired WHERE provider = $1 AND machine = $2 AND container_id = $3",
+        )
+        .bind(provider)
+        .bind(machine)
+        .bind(container_id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("clear agent desired"))?;
+        Ok(())
+    }
+
+    /// Returns a machine's desired containers, ordered by container id.
+    ///
+    /// # Errors
+    /// Fails on database errors or a corrupt row.
+    pub async fn agent_desired(
+        &self,
+        provider: &str,
+        machine: &str,
+    ) -> Result<Vec<DesiredContainer>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT container, activation FROM agent_desired WHERE provider = $1 AND machine = $2 \
+             ORDER BY container_id",
+        )
+        .bind(provider)
+        .bind(machine)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("read agent desired"))?;
+        rows.into_iter()
+            .map(|(container, activation)| {
+                Ok(DesiredContainer {
+                    container: serde_json::from_str(&container)
+                        .map_err(StoreError::corrupt("desired container"))?,
+                    activation: serde_json::from_value(serde_json::Value::String(activation))
+                        .map_err(StoreError::corrupt("activation"))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records what an agent reported for its machine's containers.
+    ///
+    /// # Errors
+    /// Fails on database errors; nothing is written then.
+    pub async fn record_agent_reports(
+        &self,
+        provider: &str,
+        reports: &[AgentReport],
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin reports"))?;
+        let now = now_text();
+        for report in reports {
+            sqlx::query(
+                "INSERT INTO agent_reports (provider, machine, container_id, version, state, \
+                 detail, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (provider, machine, container_id) DO UPDATE SET \
+                 version = excluded.version, state = excluded.state, detail = excluded.detail, \
+                 reported_at = excluded.reported_at",
+            )
+            .bind(provider)
+            .bind(&report.machine)
+            .bind(&report.container_id)
+            .bind(&report.version)
+            .bind(state_text(&report.state))
+            .bind(&report.detail)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::query("record agent report"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit reports"))?;
+        Ok(())
+    }
+
+    /// Returns the latest report of every machine of a provider for a container.
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn agent_reports(
+        &self,
+        provider: &str,
+        container_id: &str,
+    ) -> Result<Vec<AgentReport>, StoreError> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT machine, version, state, detail FROM agent_reports WHERE provider = $1 \
+             AND container_id = $2 ORDER BY machine",
+        )
+        .bind(provider)
+        .bind(container_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("read agent reports"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(machine, version, state, detail)| {
+                Some(AgentReport {
+                    machine,
+                    container_id: container_id.to_owned(),
+                    version,
+                    state: parse_state(&state)?,
+                    detail,
+                })
+            })
+            .collect())
+    }
+
+    /// Registers a machine on its agent's check-in (first or later), with its labels.
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn touch_agent_machine(
+        &self,
+        provider: &str,
+        machine: &str,
+        labels: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let now = now_text();
+        sqlx::query(
+            "INSERT INTO agent_machines (provider, machine, labels, first_seen, last_seen) \
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (provider, machine) DO UPDATE SET \
+             labels = excluded.labels, last_seen = excluded.last_seen",
+        )
+        .bind(provider)
+        .bind(machine)
+        .bind(labels.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::query("register agent machine"))?;
+        Ok(())
+    }
+}
