@@ -55,7 +55,11 @@ impl AssignmentSpec {
                 ));
             }
         }
-        self.rollout.validate()
+        self.rollout.validate()?;
+        if let Some(window) = &self.window {
+            crate::engine::window::validate(window)?;
+        }
+        Ok(())
     }
 }
 

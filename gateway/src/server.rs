@@ -82,8 +82,11 @@ pub async fn start_on(
     )
     .await
     .context("opening the store (store.url)")?;
-    let registry =
-        Arc::new(providers::build_registry(&config.providers).context("building providers")?);
+    let agents: Arc<dyn vdi_contracts::AgentChannel> =
+        Arc::new(crate::agents::StoreAgentChannel::new(store.clone()));
+    let registry = Arc::new(
+        providers::build_registry(&config.providers, &agents).context("building providers")?,
+    );
     start_with(config, listener, store, registry).await
 }
 
@@ -107,6 +110,7 @@ pub async fn start_with(
         lease_seconds: i64::try_from(config.engine.lease_seconds).unwrap_or(30),
         max_parallel_targets: config.engine.max_parallel_targets,
         deferred_recheck: config.engine.deferred_recheck(),
+        freezes: config.freezes.clone(),
         ..EngineSettings::default()
     };
     let engine = Arc::new(Engine::new(store.clone(), registry.clone(), settings));

@@ -428,6 +428,49 @@ pub async fn remove(
         .into_response())
 }
 
+/// Body of `POST /v1/assignments/{id}/freeze-override`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeOverrideBody {
+    freeze: String,
+    reason: String,
+}
+
+/// `POST /v1/assignments/{id}/freeze-override`: lets the current revision roll out during a
+/// named freeze. Needs the admin role; the override is audited.
+pub async fn override_freeze(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<FreezeOverrideBody>,
+) -> Result<Response, ApiError> {
+    let assignment = load(&state, &id).await?;
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "reason is empty; say why the freeze is overridden, for the audit trail",
+        ));
+    }
+    let known: Vec<&str> = state.engine.freezes().iter().map(|f| f.name.as_str()).collect();
+    if !known.contains(&body.freeze.as_str()) {
+        return Err(ApiError::unprocessable(format!(
+            "freeze {:?} is not configured; configured freezes: {}",
+            body.freeze,
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        )));
+    }
+    state
+        .store
+        .add_freeze_override(&id, assignment.revision, &body.freeze, &caller.name, &body.reason)
+        .await?;
+    tracing::warn!(
+        assignment = %id, revision = assignment.revision, freeze = %body.freeze,
+        actor = %caller.name, reason = %body.reason, "Change freeze overridden."
+    );
+    state.engine.wake();
+    let current = load(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(status_document(&state, &current).await?)).into_response())
+}
+
 /// Encodes cursor key parts as URL-safe base64 of a JSON array.
 pub fn encode_cursor(parts: &[&str]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD

@@ -75,7 +75,10 @@ pub struct Caller {
 
 /// Returns the role a request needs.
 fn required_role(method: &Method, path: &str) -> Role {
-    if path.starts_with("/v1/plugins") || path.starts_with("/v1/admin") {
+    if path.starts_with("/v1/plugins")
+        || path.starts_with("/v1/admin")
+        || path.ends_with("/freeze-override")
+    {
         return Role::Admin;
     }
     if method == Method::GET || method == Method::HEAD {

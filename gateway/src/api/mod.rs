@@ -63,6 +63,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/assignments/{id}/rollback", post(assignments::rollback))
         .route("/assignments/{id}/pause", post(assignments::pause))
         .route("/assignments/{id}/resume", post(assignments::resume))
+        .route(
+            "/assignments/{id}/freeze-override",
+            post(assignments::override_freeze),
+        )
         .route("/agent/desired", get(agent::desired))
         .route("/agent/report", post(agent::report))
         .route("/events", get(records::events))

@@ -15,10 +15,12 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+pub use freeze::FreezeConfig;
 use raw::RawConfig;
 use secrets::{redact_url, redacted_option};
 use validate::{no_tokens_warning, validate};
 
+mod freeze;
 mod raw;
 mod secrets;
 #[cfg(test)]
@@ -107,6 +109,9 @@ pub struct GatewayConfig {
     pub tokens: Vec<TokenConfig>,
     /// Configured brokers (`[[providers]]`), in file order.
     pub providers: Vec<ProviderConfig>,
+    /// Change freezes (`[[freezes]]`): periods in which no rollout may change the named
+    /// providers or environments.
+    pub freezes: Vec<FreezeConfig>,
     /// Accepted but risky choices (inline secrets, loose file permissions, no tokens), for the
     /// caller to log at `warn` once logging is set up.
     pub warnings: Vec<String>,
@@ -330,6 +335,7 @@ impl GatewayConfig {
             },
             tokens: Vec::new(),
             providers: Vec::new(),
+            freezes: Vec::new(),
             warnings: vec![no_tokens_warning()],
         }
     }

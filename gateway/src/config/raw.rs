@@ -23,6 +23,21 @@ pub(super) struct RawConfig {
     pub(super) engine: RawEngine,
     pub(super) tokens: Vec<RawToken>,
     pub(super) providers: Vec<RawProvider>,
+    pub(super) freezes: Vec<RawFreeze>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFreeze {
+    pub(super) name: String,
+    pub(super) start: String,
+    pub(super) end: String,
+    #[serde(default)]
+    pub(super) providers: Vec<String>,
+    #[serde(default)]
+    pub(super) environments: Vec<String>,
+    #[serde(default)]
+    pub(super) reason: String,
 }
 
 #[derive(Deserialize)]

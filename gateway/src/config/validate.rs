@@ -50,6 +50,9 @@ pub(super) fn validate(
     let engine = validate_engine(raw.engine, &mut checker);
     let tokens = validate_tokens(raw.tokens, &mut checker);
     let providers = validate_providers(raw.providers, &mut checker);
+    let freezes = super::freeze::validate_freezes(raw.freezes, &mut |key, message| {
+        checker.problem(key, message);
+    });
 
     if !checker.problems.is_empty() {
         return Err(ConfigError::Invalid(checker.problems));
@@ -64,6 +67,7 @@ pub(super) fn validate(
         engine,
         tokens,
         providers,
+        freezes,
         warnings: checker.warnings,
     })
 }

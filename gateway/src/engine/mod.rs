@@ -6,9 +6,11 @@
 //! intent; an intent left pending by a crash is resolved on start by observing the broker,
 //! because every provider operation is idempotent and driven by the observed state.
 
+mod clock;
 mod reconcile;
 pub mod registry;
 mod waves;
+pub mod window;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +24,9 @@ use tracing::Instrument;
 
 use crate::model::{Assignment, AssignmentState};
 use crate::store::{IntentStatus, Store, StoreError};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use registry::{ProviderEntry, ProviderSource, Registry};
+use crate::config::FreezeConfig;
 pub use waves::rank;
 
 #[cfg(test)]
@@ -53,6 +57,10 @@ pub struct EngineSettings {
     pub deferred_recheck: Duration,
     /// Name of this replica in leases.
     pub owner: String,
+    /// Source of the current time for windows, freezes and pauses between waves.
+    pub clock: Arc<dyn Clock>,
+    /// Change freezes from the configuration.
+    pub freezes: Vec<FreezeConfig>,
 }
 
 impl Default for EngineSettings {
@@ -64,6 +72,8 @@ impl Default for EngineSettings {
             drift_check: Duration::from_secs(300),
             deferred_recheck: Duration::from_secs(15),
             owner: format!("gateway-{}", uuid::Uuid::new_v4().simple()),
+            clock: Arc::new(SystemClock),
+            freezes: Vec::new(),
         }
     }
 }
@@ -93,6 +103,69 @@ impl Engine {
     /// Returns the provider registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// Returns the configured change freezes.
+    pub fn freezes(&self) -> &[FreezeConfig] {
+        &self.settings.freezes
+    }
+
+    /// Returns the engine's current time.
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        self.settings.clock.now()
+    }
+
+    /// Returns why the assignment may not change machines now (an active freeze that is not
+    /// overridden, or a closed maintenance window), or `None` when it may. Rollbacks pass
+    /// both: they return machines to a version that was already approved and running.
+    ///
+    /// # Errors
+    /// Fails on store errors.
+    pub async fn gate(&self, assignment: &Assignment) -> Result<Option<String>, EngineError> {
+        if assignment.state == AssignmentState::RollingBack {
+            return Ok(None);
+        }
+        let now = self.now();
+        let overridden = self
+            .store
+            .freeze_overrides(&assignment.id, assignment.revision)
+            .await?;
+        for freeze in self.settings.freezes.iter().filter(|f| f.is_active(now)) {
+            if overridden.contains(&freeze.name) {
+                continue;
+            }
+            let covered = assignment.spec.targets.iter().any(|target| {
+                let environment = self
+                    .registry
+                    .get(&target.provider)
+                    .map(|e| e.environment.clone())
+                    .unwrap_or_default();
+                freeze.covers(&target.provider, &environment)
+            });
+            if covered {
+                return Ok(Some(format!(
+                    "change freeze {} is in force until {}{}",
+                    freeze.name,
+                    freeze.end.to_rfc3339(),
+                    if freeze.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", freeze.reason)
+                    }
+                )));
+            }
+        }
+        if let Some(window) = &assignment.spec.window {
+            if !window::is_open(window, now) {
+                let next = window::next_opening(window, now)
+                    .map_or_else(|| "never within a week".to_owned(), |t| t.to_rfc3339());
+                return Ok(Some(format!(
+                    "outside the maintenance window ({}); it opens next at {next}",
+                    window.timezone
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// Starts a pass now instead of at the next interval.
@@ -159,9 +232,34 @@ impl Engine {
         if assignment.state == AssignmentState::Removing {
             return self.remove(&assignment).await;
         }
-        if assignment.state == AssignmentState::Pending
-            || assignment.state == AssignmentState::WaitingForWindow
-        {
+        if let Some(reason) = self.gate(&assignment).await? {
+            // Nothing is written to any broker while a freeze or a closed window holds.
+            if matches!(
+                assignment.state,
+                AssignmentState::Pending | AssignmentState::RollingOut
+            ) || (assignment.state == AssignmentState::WaitingForWindow
+                && assignment.detail != reason)
+            {
+                self.store
+                    .set_assignment_state(
+                        &assignment.id,
+                        assignment.revision,
+                        AssignmentState::WaitingForWindow,
+                        &reason,
+                    )
+                    .await?;
+            }
+            return Ok(());
+        }
+        if assignment.state == AssignmentState::Pending {
+            self.store
+                .set_wave(&assignment.id, assignment.revision, 0)
+                .await?;
+        }
+        if matches!(
+            assignment.state,
+            AssignmentState::Pending | AssignmentState::WaitingForWindow
+        ) {
             self.store
                 .set_assignment_state(
                     &assignment.id,
@@ -169,9 +267,6 @@ impl Engine {
                     AssignmentState::RollingOut,
                     "",
                 )
-                .await?;
-            self.store
-                .set_wave(&assignment.id, assignment.revision, 0)
                 .await?;
             assignment.state = AssignmentState::RollingOut;
         }
@@ -373,7 +468,7 @@ impl Engine {
     }
 
     async fn advance_wave(&self, assignment: &Assignment) -> Result<(), EngineError> {
-        let now = Utc::now();
+        let now = self.now();
         let pause = chrono::Duration::seconds(
             i64::try_from(assignment.spec.rollout.pause_seconds).unwrap_or(i64::MAX / 1000),
         );

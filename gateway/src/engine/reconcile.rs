@@ -257,8 +257,12 @@ impl Engine {
             };
             if machine.state.exclusion_reason().is_none() {
                 if position < in_wave_count {
+                    // A wave completes only when its machines are applied or have failed, so
+                    // machines deferred by their users' sessions hold it.
                     match row.state {
-                        PlacementState::Pending => report.in_wave_pending += 1,
+                        PlacementState::Pending | PlacementState::Deferred => {
+                            report.in_wave_pending += 1;
+                        }
                         PlacementState::Failed => report.in_wave_failed += 1,
                         _ => {}
                     }

@@ -58,7 +58,7 @@ async fn state(store: &Store, id: &str) -> AssignmentState {
 }
 
 #[tokio::test]
-async fn rollout_converges_with_deferred() {
+async fn deferred_machines_hold_wave() {
     for store in testing::all().await {
         let provider = Arc::new(MemoryProvider::new(10, 2));
         provider.with(|s| s.machines.get_mut("m009").unwrap().state = MachineState::Maintenance);
@@ -73,7 +73,11 @@ async fn rollout_converges_with_deferred() {
             .unwrap();
         passes(&engine, 2).await;
 
-        assert_eq!(state(&store, "a1").await, AssignmentState::Converged);
+        assert_eq!(
+            state(&store, "a1").await,
+            AssignmentState::RollingOut,
+            "deferred machines hold the wave"
+        );
         let (progress, _) = store.progress("a1").await.unwrap();
         assert_eq!(progress.applied, 7);
         assert_eq!(progress.deferred, 2);
@@ -82,6 +86,10 @@ async fn rollout_converges_with_deferred() {
             store.audit_count().await.unwrap() >= 8,
             "publish and 7 tags audited"
         );
+
+        provider.with(|s| s.machines.values_mut().for_each(|m| m.sessions.clear()));
+        passes(&engine, 1).await;
+        assert_eq!(state(&store, "a1").await, AssignmentState::Converged);
     }
 }
 
@@ -309,4 +317,151 @@ async fn unknown_target_is_reported() {
     passes(&engine, 1).await;
     assert_eq!(state(&store, "a1").await, AssignmentState::RollingOut);
     assert_eq!(provider.with(|s| s.creations), 0);
+}
+
+fn engine_with(
+    store: Store,
+    provider: Arc<MemoryProvider>,
+    clock: Arc<super::ManualClock>,
+    freezes: Vec<crate::config::FreezeConfig>,
+) -> Engine {
+    let registry = Registry::new(vec![ProviderEntry::new(
+        "mem",
+        "memory",
+        "prod",
+        ProviderSource::Builtin,
+        provider,
+    )])
+    .expect("registry");
+    let settings = EngineSettings {
+        deferred_recheck: std::time::Duration::ZERO,
+        clock,
+        freezes,
+        ..EngineSettings::default()
+    };
+    Engine::new(store, Arc::new(registry), settings)
+}
+
+fn utc(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+#[tokio::test]
+async fn window_opens_during_rollout() {
+    let store = testing::sqlite().await;
+    let provider = Arc::new(MemoryProvider::new(4, 0));
+    // Friday 2026-12-04 12:00 in Chicago; the window is Saturday 01:00 to 05:00 local.
+    let clock = Arc::new(super::ManualClock::new(utc("2026-12-04T18:00:00Z")));
+    let engine = engine_with(store.clone(), provider.clone(), clock.clone(), Vec::new());
+    let mut body = spec("1.0", Activation::Immediate, RolloutPolicy::default());
+    body.window = Some(vdi_contracts::Window {
+        timezone: "America/Chicago".into(),
+        allow: vec![vdi_contracts::WindowRule {
+            days: vec![vdi_contracts::Weekday::Sat],
+            start: "01:00".into(),
+            end: "05:00".into(),
+        }],
+    });
+    store.put_assignment("a1", &body, "cp").await.unwrap();
+    passes(&engine, 2).await;
+    let waiting = store.assignment("a1").await.unwrap().unwrap();
+    assert_eq!(waiting.state, AssignmentState::WaitingForWindow);
+    assert!(waiting.detail.contains("2026-12-05T07:00:00"), "{}", waiting.detail);
+    assert_eq!(provider.with(|s| s.creations), 0, "nothing is written outside the window");
+
+    // Saturday 02:00 CST.
+    clock.set(utc("2026-12-05T08:00:00Z"));
+    passes(&engine, 1).await;
+    assert_eq!(state(&store, "a1").await, AssignmentState::Converged);
+    assert_eq!(store.progress("a1").await.unwrap().0.applied, 4);
+}
+
+#[tokio::test]
+async fn freeze_blocks_until_override() {
+    let store = testing::sqlite().await;
+    let provider = Arc::new(MemoryProvider::new(3, 0));
+    let clock = Arc::new(super::ManualClock::new(utc("2026-12-08T12:00:00Z")));
+    let freeze = crate::config::FreezeConfig {
+        name: "ehr-go-live".into(),
+        start: utc("2026-12-07T00:00:00Z"),
+        end: utc("2026-12-14T00:00:00Z"),
+        providers: Vec::new(),
+        environments: vec!["prod".into()],
+        reason: "clinical go-live week".into(),
+    };
+    let engine = engine_with(store.clone(), provider.clone(), clock.clone(), vec![freeze]);
+    store
+        .put_assignment("a1", &spec("1.0", Activation::Immediate, RolloutPolicy::default()), "cp")
+        .await
+        .unwrap();
+    passes(&engine, 1).await;
+    let frozen = store.assignment("a1").await.unwrap().unwrap();
+    assert_eq!(frozen.state, AssignmentState::WaitingForWindow);
+    assert!(frozen.detail.contains("ehr-go-live"), "{}", frozen.detail);
+    assert_eq!(provider.with(|s| s.creations), 0);
+
+    store
+        .add_freeze_override("a1", frozen.revision, "ehr-go-live", "admin", "EHR security fix")
+        .await
+        .unwrap();
+    passes(&engine, 1).await;
+    assert_eq!(state(&store, "a1").await, AssignmentState::Converged);
+    let audit = store
+        .audit(&crate::store::AuditQuery {
+            assignment: Some("a1".into()),
+            limit: 100,
+            ..crate::store::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|r| r.operation == "freeze_override" && r.actor == "admin"));
+}
+
+#[tokio::test]
+async fn freeze_ends_by_itself() {
+    let store = testing::sqlite().await;
+    let provider = Arc::new(MemoryProvider::new(2, 0));
+    let clock = Arc::new(super::ManualClock::new(utc("2026-12-13T23:00:00Z")));
+    let freeze = crate::config::FreezeConfig {
+        name: "go-live".into(),
+        start: utc("2026-12-07T00:00:00Z"),
+        end: utc("2026-12-14T00:00:00Z"),
+        providers: vec!["*".into()],
+        environments: Vec::new(),
+        reason: String::new(),
+    };
+    let engine = engine_with(store.clone(), provider.clone(), clock.clone(), vec![freeze]);
+    store
+        .put_assignment("a1", &spec("1.0", Activation::Immediate, RolloutPolicy::default()), "cp")
+        .await
+        .unwrap();
+    passes(&engine, 1).await;
+    assert_eq!(state(&store, "a1").await, AssignmentState::WaitingForWindow);
+    clock.advance(chrono::Duration::hours(2));
+    passes(&engine, 1).await;
+    assert_eq!(state(&store, "a1").await, AssignmentState::Converged);
+}
+
+#[tokio::test]
+async fn pause_between_waves_uses_clock() {
+    let store = testing::sqlite().await;
+    let provider = Arc::new(MemoryProvider::new(10, 0));
+    let clock = Arc::new(super::ManualClock::new(utc("2026-12-04T18:00:00Z")));
+    let engine = engine_with(store.clone(), provider.clone(), clock.clone(), Vec::new());
+    let rollout = RolloutPolicy {
+        waves: vec![20.0, 100.0],
+        pause_seconds: 600,
+        ..RolloutPolicy::default()
+    };
+    store
+        .put_assignment("a1", &spec("1.0", Activation::Immediate, rollout), "cp")
+        .await
+        .unwrap();
+    passes(&engine, 3).await;
+    assert_eq!(store.progress("a1").await.unwrap().0.applied, 2, "second wave waits");
+    clock.advance(chrono::Duration::seconds(601));
+    passes(&engine, 2).await;
+    assert_eq!(store.progress("a1").await.unwrap().0.applied, 10);
 }

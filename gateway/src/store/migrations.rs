@@ -144,6 +144,21 @@ CREATE TABLE agent_machines (
 );
 "#,
     ),
+    (
+        3,
+        "freeze overrides",
+        r#"
+CREATE TABLE freeze_overrides (
+    assignment_id TEXT NOT NULL,
+    revision BIGINT NOT NULL,
+    freeze TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (assignment_id, revision, freeze)
+);
+"#,
+    ),
 ];
 
 /// Applies every migration not yet recorded.

@@ -229,6 +229,80 @@ impl Store {
             .collect())
     }
 
+    /// Records an override of a freeze for one revision of an assignment, with an audit record
+    /// and an event, in one transaction.
+    ///
+    /// # Errors
+    /// Fails on database errors; nothing is written then.
+    pub async fn add_freeze_override(
+        &self,
+        assignment: &str,
+        revision: i64,
+        freeze: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let now = now_text();
+        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin override"))?;
+        sqlx::query(
+            "INSERT INTO freeze_overrides (assignment_id, revision, freeze, actor, reason, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (assignment_id, revision, freeze) DO NOTHING",
+        )
+        .bind(assignment)
+        .bind(revision)
+        .bind(freeze)
+        .bind(actor)
+        .bind(reason)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("insert freeze override"))?;
+        sqlx::query(
+            "INSERT INTO audit (time, actor, assignment_id, provider, target, machine, \
+             operation, method, path, result, broker_request_id) \
+             VALUES ($1, $2, $3, '', '', '', 'freeze_override', 'POST', $4, $5, '')",
+        )
+        .bind(&now)
+        .bind(actor)
+        .bind(assignment)
+        .bind(format!("/v1/assignments/{assignment}/freeze-override"))
+        .bind(format!("ok: freeze {freeze} overridden for revision {revision}: {reason}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::query("audit freeze override"))?;
+        super::assignments::insert_event(
+            &mut tx,
+            assignment,
+            "assignment.freeze_override",
+            &serde_json::json!({"freeze": freeze, "revision": revision, "actor": actor, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::query("commit override"))?;
+        Ok(())
+    }
+
+    /// Returns the freezes overridden for one revision of an assignment.
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn freeze_overrides(
+        &self,
+        assignment: &str,
+        revision: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT freeze FROM freeze_overrides WHERE assignment_id = $1 AND revision = $2 \
+             ORDER BY freeze",
+        )
+        .bind(assignment)
+        .bind(revision)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("read freeze overrides"))?;
+        Ok(rows.into_iter().map(|(name,)| name).collect())
+    }
+
     /// Counts audit records, for tests and metrics.
     ///
     /// # Errors
