@@ -152,12 +152,12 @@ async fn drive(
     let mut figures: BTreeMap<String, TargetFigures> = BTreeMap::new();
     let steps: [(&str, Value, &str); 3] = [
         (
-            "assign Epic Hyperspace 2024.2.0 (when_idle, waves 10/50/100%)",
+            "assign Epic Hyperspace 2024.2.0 (immediate, waves 10/50/100%)",
             assignment(&chosen, "2024.2.0", &[10, 50, 100]),
             "converged",
         ),
         (
-            "update to 2024.3.1 (when_idle, waves 5/25/100%, auto-rollback over 2% failures)",
+            "update to 2024.3.1 (immediate, waves 5/25/100%, auto-rollback over 2% failures)",
             assignment(&chosen, "2024.3.1", &[5, 25, 100]),
             "converged",
         ),
@@ -219,7 +219,10 @@ fn assignment(targets: &[String], version: &str, waves: &[u32]) -> Value {
             }
         },
         "targets": targets.iter().map(|t| json!({"provider": "citrix-demo", "target": t})).collect::<Vec<_>>(),
-        "activation": "when_idle",
+        // Retagging never touches a running session on Citrix: users keep the version they
+        // launched and get the new one at their next launch. `when_idle` would wait for
+        // multi-session hosts, which in a hospital always have someone logged on.
+        "activation": "immediate",
         "rollout": {"waves": waves, "max_failure_percent": 2.0, "auto_rollback": true},
     })
 }
