@@ -70,7 +70,8 @@ pub trait AgentChannel: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// Fails when the gateway's store fails.
-    async fn reports(&self, provider: &str, container_id: &str) -> ProviderResult<Vec<AgentReport>>;
+    async fn reports(&self, provider: &str, container_id: &str)
+        -> ProviderResult<Vec<AgentReport>>;
 }
 
 /// An in-process agent channel for provider tests: it stores desired state in memory, and
@@ -99,7 +100,11 @@ impl MemoryAgentChannel {
 
     /// Returns the desired container of a machine, if any.
     pub fn desired(&self, provider: &str, machine: &str, container_id: &str) -> Option<Container> {
-        let key = (provider.to_owned(), machine.to_owned(), container_id.to_owned());
+        let key = (
+            provider.to_owned(),
+            machine.to_owned(),
+            container_id.to_owned(),
+        );
         self.lock().desired.get(&key).cloned()
     }
 
@@ -147,7 +152,11 @@ impl AgentChannel for MemoryAgentChannel {
         container: &Container,
         _activation: Activation,
     ) -> ProviderResult<()> {
-        let key = (provider.to_owned(), machine.to_owned(), container.id.clone());
+        let key = (
+            provider.to_owned(),
+            machine.to_owned(),
+            container.id.clone(),
+        );
         self.lock().desired.insert(key, container.clone());
         Ok(())
     }
@@ -158,12 +167,20 @@ impl AgentChannel for MemoryAgentChannel {
         machine: &str,
         container_id: &str,
     ) -> ProviderResult<()> {
-        let key = (provider.to_owned(), machine.to_owned(), container_id.to_owned());
+        let key = (
+            provider.to_owned(),
+            machine.to_owned(),
+            container_id.to_owned(),
+        );
         self.lock().desired.remove(&key);
         Ok(())
     }
 
-    async fn reports(&self, provider: &str, container_id: &str) -> ProviderResult<Vec<AgentReport>> {
+    async fn reports(
+        &self,
+        provider: &str,
+        container_id: &str,
+    ) -> ProviderResult<Vec<AgentReport>> {
         Ok(self
             .lock()
             .reports

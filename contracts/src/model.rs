@@ -467,6 +467,26 @@ pub struct BrokerWrite {
     pub broker_request_id: Option<String>,
 }
 
+/// A broker request that a run would make, as a plan reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedRequest {
+    /// Operation in the gateway's words, for example `add_machine_tag`.
+    pub operation: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path pattern relative to the broker's API base, for example `Machines/{machine}/Tags/{tag}`.
+    pub path: String,
+    /// How many such requests the run makes.
+    pub count: u64,
+    /// How the requests travel when they are grouped, for example `in 3 $batch requests`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Whether these requests travel inside batch requests listed separately, so they add no
+    /// HTTP requests of their own.
+    #[serde(default)]
+    pub batched: bool,
+}
+
 /// Result of publishing a container version on a target.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Publication {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ProviderResult;
 use crate::model::{
     Container, ContainerRef, Health, Machine, Observation, Page, PlaceOutcome, PlaceRequest,
-    Publication, Target, UnplaceRequest,
+    PlannedRequest, Publication, Target, UnplaceRequest,
 };
 
 /// Something a provider can do; the engine and the API read these to choose a strategy.
@@ -117,6 +117,29 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// Fails as a whole only when no machine could be attempted.
     async fn unplace(&self, request: &UnplaceRequest) -> ProviderResult<PlaceOutcome>;
+
+    /// Lists the broker writes that publishing `container` on the target and placing it on
+    /// `machines` would make, reading the broker but writing nothing. The default describes
+    /// one placement per machine without paths; providers override it with their requests.
+    ///
+    /// # Errors
+    /// Fails when the broker cannot be read.
+    async fn plan(
+        &self,
+        target: &str,
+        container: &Container,
+        machines: &[String],
+    ) -> ProviderResult<Vec<PlannedRequest>> {
+        let _ = (target, container);
+        Ok(vec![PlannedRequest {
+            operation: "place".into(),
+            method: String::new(),
+            path: String::new(),
+            count: machines.len() as u64,
+            note: "the provider does not describe its requests".into(),
+            batched: false,
+        }])
+    }
 
     /// Releases broker sessions (logout) before the gateway stops.
     async fn shutdown(&self) {}

@@ -55,7 +55,11 @@ impl AgentChannel for StoreAgentChannel {
             .map_err(store_failure)
     }
 
-    async fn reports(&self, provider: &str, container_id: &str) -> ProviderResult<Vec<AgentReport>> {
+    async fn reports(
+        &self,
+        provider: &str,
+        container_id: &str,
+    ) -> ProviderResult<Vec<AgentReport>> {
         self.store
             .agent_reports(provider, container_id)
             .await

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiToken, AppState, Role};
 use crate::config::GatewayConfig;
-use crate::engine::{Engine, EngineSettings, Registry};
+use crate::engine::{Clock, Engine, EngineSettings, Registry, SystemClock};
 use crate::providers;
 use crate::store::Store;
 
@@ -73,6 +73,19 @@ pub async fn start_on(
     config: &GatewayConfig,
     listener: TcpListener,
 ) -> anyhow::Result<RunningGateway> {
+    start_on_with_clock(config, listener, Arc::new(SystemClock)).await
+}
+
+/// Starts a gateway on a bound listener with its engine reading time from `clock` (tests move
+/// a manual clock across maintenance windows and freezes).
+///
+/// # Errors
+/// Fails when the store cannot be opened or a provider cannot be built.
+pub async fn start_on_with_clock(
+    config: &GatewayConfig,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<RunningGateway> {
     for warning in &config.warnings {
         tracing::warn!(warning = %warning, "Configuration warning.");
     }
@@ -87,7 +100,7 @@ pub async fn start_on(
     let registry = Arc::new(
         providers::build_registry(&config.providers, &agents).context("building providers")?,
     );
-    start_with(config, listener, store, registry).await
+    start_with(config, listener, store, registry, clock).await
 }
 
 /// Starts a gateway with a given store and providers (tests, demo and benchmarks use this to
@@ -100,6 +113,7 @@ pub async fn start_with(
     listener: TcpListener,
     store: Store,
     registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<RunningGateway> {
     let addr = listener
         .local_addr()
@@ -111,6 +125,7 @@ pub async fn start_with(
         max_parallel_targets: config.engine.max_parallel_targets,
         deferred_recheck: config.engine.deferred_recheck(),
         freezes: config.freezes.clone(),
+        clock,
         ..EngineSettings::default()
     };
     let engine = Arc::new(Engine::new(store.clone(), registry.clone(), settings));
@@ -134,7 +149,10 @@ pub async fn start_with(
             .iter()
             .filter_map(|p| {
                 let token = p.agent_token.as_ref()?;
-                Some((p.name.clone(), ApiToken::new(format!("{}-agents", p.name), Role::Viewer, token)))
+                Some((
+                    p.name.clone(),
+                    ApiToken::new(format!("{}-agents", p.name), Role::Viewer, token),
+                ))
             })
             .collect(),
     });

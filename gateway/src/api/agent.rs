@@ -47,7 +47,9 @@ fn agent_provider(state: &AppState, headers: &HeaderMap) -> Result<String, ApiEr
 }
 
 fn check_machine(machine: &str) -> Result<(), ApiError> {
-    if machine.is_empty() || machine.len() > MAX_MACHINE_LEN || machine.chars().any(char::is_control)
+    if machine.is_empty()
+        || machine.len() > MAX_MACHINE_LEN
+        || machine.chars().any(char::is_control)
     {
         return Err(ApiError::invalid(format!(
             "machine id {machine:?} must be 1 to {MAX_MACHINE_LEN} characters without control characters"
@@ -89,11 +91,17 @@ pub async fn desired(
         })
         .collect();
     let body = json!({"machine": machine, "containers": containers});
-    let etag = format!("\"{}\"", hex::encode(Sha256::digest(body.to_string().as_bytes())));
+    let etag = format!(
+        "\"{}\"",
+        hex::encode(Sha256::digest(body.to_string().as_bytes()))
+    );
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
     let etag_header = HeaderValue::from_str(&etag)
         .map_err(|_| ApiError::internal("the computed ETag is not a valid header"))?;
     if unchanged {
@@ -140,7 +148,10 @@ pub async fn report(
             detail: c.detail,
         })
         .collect();
-    state.store.record_agent_reports(&provider, &reports).await?;
+    state
+        .store
+        .record_agent_reports(&provider, &reports)
+        .await?;
     state
         .store
         .touch_agent_machine(&provider, &body.machine, &body.labels.unwrap_or(json!({})))

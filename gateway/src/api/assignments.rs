@@ -450,17 +450,32 @@ pub async fn override_freeze(
             "reason is empty; say why the freeze is overridden, for the audit trail",
         ));
     }
-    let known: Vec<&str> = state.engine.freezes().iter().map(|f| f.name.as_str()).collect();
+    let known: Vec<&str> = state
+        .engine
+        .freezes()
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
     if !known.contains(&body.freeze.as_str()) {
         return Err(ApiError::unprocessable(format!(
             "freeze {:?} is not configured; configured freezes: {}",
             body.freeze,
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
         )));
     }
     state
         .store
-        .add_freeze_override(&id, assignment.revision, &body.freeze, &caller.name, &body.reason)
+        .add_freeze_override(
+            &id,
+            assignment.revision,
+            &body.freeze,
+            &caller.name,
+            &body.reason,
+        )
         .await?;
     tracing::warn!(
         assignment = %id, revision = assignment.revision, freeze = %body.freeze,
@@ -468,7 +483,11 @@ pub async fn override_freeze(
     );
     state.engine.wake();
     let current = load(&state, &id).await?;
-    Ok((StatusCode::ACCEPTED, Json(status_document(&state, &current).await?)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(status_document(&state, &current).await?),
+    )
+        .into_response())
 }
 
 /// Encodes cursor key parts as URL-safe base64 of a JSON array.

@@ -10,6 +10,7 @@ pub mod error;
 mod health;
 mod json;
 mod openapi;
+mod plan;
 mod providers;
 mod records;
 
@@ -67,6 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/assignments/{id}/freeze-override",
             post(assignments::override_freeze),
         )
+        .route("/plan", post(plan::plan))
         .route("/agent/desired", get(agent::desired))
         .route("/agent/report", post(agent::report))
         .route("/events", get(records::events))

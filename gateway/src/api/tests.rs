@@ -482,11 +482,23 @@ async fn agent_desired_etag_and_report() {
     };
     state
         .store
-        .set_agent_desired("mem", "m001", &container, vdi_contracts::Activation::WhenIdle)
+        .set_agent_desired(
+            "mem",
+            "m001",
+            &container,
+            vdi_contracts::Activation::WhenIdle,
+        )
         .await
         .unwrap();
-    let (status, body, headers) =
-        call(&app, Method::GET, "/v1/agent/desired?machine=m001", Some(AGENT), None, None).await;
+    let (status, body, headers) = call(
+        &app,
+        Method::GET,
+        "/v1/agent/desired?machine=m001",
+        Some(AGENT),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["containers"][0]["version"], "2.0");
     assert_eq!(body["containers"][0]["activation"], "when_idle");
@@ -521,11 +533,20 @@ async fn agent_desired_etag_and_report() {
 #[tokio::test]
 async fn agent_rejects_control_plane_token() {
     let (app, _) = app().await;
-    let (status, body, _) =
-        call(&app, Method::GET, "/v1/agent/desired?machine=m001", Some(OPERATOR), None, None)
-            .await;
+    let (status, body, _) = call(
+        &app,
+        Method::GET,
+        "/v1/agent/desired?machine=m001",
+        Some(OPERATOR),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body["error"]["message"].as_str().unwrap().contains("agent token"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("agent token"));
 }
 
 #[tokio::test]
@@ -545,7 +566,12 @@ async fn agent_change_updates_etag() {
     };
     state
         .store
-        .set_agent_desired("mem", "m002", &container, vdi_contracts::Activation::Immediate)
+        .set_agent_desired(
+            "mem",
+            "m002",
+            &container,
+            vdi_contracts::Activation::Immediate,
+        )
         .await
         .unwrap();
     let (_, _, second) = call(&app, Method::GET, path, Some(AGENT), None, None).await;
@@ -553,7 +579,12 @@ async fn agent_change_updates_etag() {
     container.version = "1.1".into();
     state
         .store
-        .set_agent_desired("mem", "m002", &container, vdi_contracts::Activation::Immediate)
+        .set_agent_desired(
+            "mem",
+            "m002",
+            &container,
+            vdi_contracts::Activation::Immediate,
+        )
         .await
         .unwrap();
     let (_, body, third) = call(&app, Method::GET, path, Some(AGENT), None, None).await;

@@ -60,7 +60,13 @@ pub(super) fn validate_freezes(
                 ),
             );
         } else if !names.insert(entry.name.clone()) {
-            problem(key("name"), format!("{:?} is used by two freezes; names must be unique", entry.name));
+            problem(
+                key("name"),
+                format!(
+                    "{:?} is used by two freezes; names must be unique",
+                    entry.name
+                ),
+            );
         }
         let parse = |field: &str, text: &str, problem: &mut dyn FnMut(String, String)| {
             match DateTime::parse_from_rfc3339(text) {
@@ -84,7 +90,10 @@ pub(super) fn validate_freezes(
         }
         if let (Some(start), Some(end)) = (start, end) {
             if end <= start {
-                problem(key("end"), format!("{} is not after start {}", entry.end, entry.start));
+                problem(
+                    key("end"),
+                    format!("{} is not after start {}", entry.end, entry.start),
+                );
             }
             freezes.push(FreezeConfig {
                 name: entry.name,

@@ -7,6 +7,7 @@
 //! because every provider operation is idempotent and driven by the observed state.
 
 mod clock;
+pub mod plan;
 mod reconcile;
 pub mod registry;
 mod waves;
@@ -22,11 +23,11 @@ use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::config::FreezeConfig;
 use crate::model::{Assignment, AssignmentState};
 use crate::store::{IntentStatus, Store, StoreError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use registry::{ProviderEntry, ProviderSource, Registry};
-use crate::config::FreezeConfig;
 pub use waves::rank;
 
 #[cfg(test)]
@@ -319,7 +320,10 @@ impl Engine {
             AssignmentState::Converged
         };
         if assignment.state != done {
-            let detail = if failed > 0 {
+            let detail = if rolling_back {
+                // Keep saying why the rollback happened.
+                assignment.detail.clone()
+            } else if failed > 0 {
                 format!("{failed} machine(s) failed within the budget")
             } else {
                 String::new()

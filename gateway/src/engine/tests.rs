@@ -368,8 +368,16 @@ async fn window_opens_during_rollout() {
     passes(&engine, 2).await;
     let waiting = store.assignment("a1").await.unwrap().unwrap();
     assert_eq!(waiting.state, AssignmentState::WaitingForWindow);
-    assert!(waiting.detail.contains("2026-12-05T07:00:00"), "{}", waiting.detail);
-    assert_eq!(provider.with(|s| s.creations), 0, "nothing is written outside the window");
+    assert!(
+        waiting.detail.contains("2026-12-05T07:00:00"),
+        "{}",
+        waiting.detail
+    );
+    assert_eq!(
+        provider.with(|s| s.creations),
+        0,
+        "nothing is written outside the window"
+    );
 
     // Saturday 02:00 CST.
     clock.set(utc("2026-12-05T08:00:00Z"));
@@ -393,7 +401,11 @@ async fn freeze_blocks_until_override() {
     };
     let engine = engine_with(store.clone(), provider.clone(), clock.clone(), vec![freeze]);
     store
-        .put_assignment("a1", &spec("1.0", Activation::Immediate, RolloutPolicy::default()), "cp")
+        .put_assignment(
+            "a1",
+            &spec("1.0", Activation::Immediate, RolloutPolicy::default()),
+            "cp",
+        )
         .await
         .unwrap();
     passes(&engine, 1).await;
@@ -403,7 +415,13 @@ async fn freeze_blocks_until_override() {
     assert_eq!(provider.with(|s| s.creations), 0);
 
     store
-        .add_freeze_override("a1", frozen.revision, "ehr-go-live", "admin", "EHR security fix")
+        .add_freeze_override(
+            "a1",
+            frozen.revision,
+            "ehr-go-live",
+            "admin",
+            "EHR security fix",
+        )
         .await
         .unwrap();
     passes(&engine, 1).await;
@@ -416,7 +434,9 @@ async fn freeze_blocks_until_override() {
         })
         .await
         .unwrap();
-    assert!(audit.iter().any(|r| r.operation == "freeze_override" && r.actor == "admin"));
+    assert!(audit
+        .iter()
+        .any(|r| r.operation == "freeze_override" && r.actor == "admin"));
 }
 
 #[tokio::test]
@@ -434,7 +454,11 @@ async fn freeze_ends_by_itself() {
     };
     let engine = engine_with(store.clone(), provider.clone(), clock.clone(), vec![freeze]);
     store
-        .put_assignment("a1", &spec("1.0", Activation::Immediate, RolloutPolicy::default()), "cp")
+        .put_assignment(
+            "a1",
+            &spec("1.0", Activation::Immediate, RolloutPolicy::default()),
+            "cp",
+        )
         .await
         .unwrap();
     passes(&engine, 1).await;
@@ -460,7 +484,11 @@ async fn pause_between_waves_uses_clock() {
         .await
         .unwrap();
     passes(&engine, 3).await;
-    assert_eq!(store.progress("a1").await.unwrap().0.applied, 2, "second wave waits");
+    assert_eq!(
+        store.progress("a1").await.unwrap().0.applied,
+        2,
+        "second wave waits"
+    );
     clock.advance(chrono::Duration::seconds(601));
     passes(&engine, 2).await;
     assert_eq!(store.progress("a1").await.unwrap().0.applied, 10);

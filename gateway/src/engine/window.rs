@@ -28,7 +28,9 @@ pub fn validate(window: &Window) -> Result<(), String> {
     }
     for (index, rule) in window.allow.iter().enumerate() {
         if rule.days.is_empty() {
-            return Err(format!("window.allow[{index}].days is empty; list days such as [\"sat\", \"sun\"]"));
+            return Err(format!(
+                "window.allow[{index}].days is empty; list days such as [\"sat\", \"sun\"]"
+            ));
         }
         parse_time(&rule.start).map_err(|e| format!("window.allow[{index}].start: {e}"))?;
         parse_time(&rule.end).map_err(|e| format!("window.allow[{index}].end: {e}"))?;
@@ -73,7 +75,10 @@ pub fn is_open(window: &Window, now: DateTime<Utc>) -> bool {
     let local = now.with_timezone(&zone);
     let day = local.weekday();
     let time = local.time();
-    window.allow.iter().any(|rule| rule_contains(rule, day, time))
+    window
+        .allow
+        .iter()
+        .any(|rule| rule_contains(rule, day, time))
 }
 
 /// Returns when the window next opens after `now`, to the minute, looking up to eight days
@@ -109,7 +114,9 @@ mod tests {
     }
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]

@@ -243,7 +243,11 @@ impl Store {
         reason: &str,
     ) -> Result<(), StoreError> {
         let now = now_text();
-        let mut tx = self.pool.begin().await.map_err(StoreError::query("begin override"))?;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::query("begin override"))?;
         sqlx::query(
             "INSERT INTO freeze_overrides (assignment_id, revision, freeze, actor, reason, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -267,7 +271,9 @@ impl Store {
         .bind(actor)
         .bind(assignment)
         .bind(format!("/v1/assignments/{assignment}/freeze-override"))
-        .bind(format!("ok: freeze {freeze} overridden for revision {revision}: {reason}"))
+        .bind(format!(
+            "ok: freeze {freeze} overridden for revision {revision}: {reason}"
+        ))
         .execute(&mut *tx)
         .await
         .map_err(StoreError::query("audit freeze override"))?;
@@ -278,7 +284,9 @@ impl Store {
             &serde_json::json!({"freeze": freeze, "revision": revision, "actor": actor, "reason": reason}),
         )
         .await?;
-        tx.commit().await.map_err(StoreError::query("commit override"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit override"))?;
         Ok(())
     }
 

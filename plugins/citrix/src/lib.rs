@@ -15,6 +15,7 @@ pub mod guard;
 pub mod model;
 pub mod naming;
 mod placement;
+mod plan;
 pub mod provider;
 mod publish;
 

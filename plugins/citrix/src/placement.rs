@@ -157,6 +157,33 @@ impl CitrixProvider {
         Ok(outcome)
     }
 
+    /// Returns, per machine that would change, whether it gets the version's tag and how many
+    /// other tags of the container it loses; for plans.
+    pub(crate) fn tag_changes(
+        &self,
+        group: &ResolvedGroup,
+        machines: &[model::Machine],
+        names: &HashMap<String, String>,
+        requested: &[String],
+        container_id: &str,
+        version: &str,
+    ) -> Vec<(bool, usize)> {
+        self.plan(
+            group,
+            machines,
+            names,
+            requested,
+            container_id,
+            Some(version),
+        )
+        .into_iter()
+        .filter_map(|plan| match plan {
+            Plan::Change { add, remove, .. } => Some((add, remove.len())),
+            _ => None,
+        })
+        .collect()
+    }
+
     /// Decides per requested machine: not found, excluded, already right, or which tags to add
     /// and remove. `version` is `None` to remove every version.
     fn plan(
@@ -307,20 +334,34 @@ impl CitrixProvider {
             }
         }
 
-        let results = if tag_writes.len() > self.settings.batch_threshold as usize {
-            self.send_batched(&tag_writes).await
-        } else {
-            self.send_each(&tag_writes).await
-        };
-
+        // Adds go first and removals only to machines whose add succeeded, so a machine whose
+        // new tag was refused keeps its old version launchable.
+        let batched = tag_writes.len() > self.settings.batch_threshold as usize;
+        let (adds, removes): (Vec<TagWrite>, Vec<TagWrite>) = tag_writes
+            .into_iter()
+            .partition(|w| w.method != Method::DELETE);
         let mut failures: HashMap<usize, ProviderErrorBody> = HashMap::new();
-        for (tag_write, result) in tag_writes.iter().zip(results) {
-            writes.push(result.write);
-            if let Err(error) = result.result {
-                tracing::warn!(machine = %tag_write.machine_id, error = %error, "Citrix tag write failed");
-                failures
-                    .entry(tag_write.slot)
-                    .or_insert_with(|| error.to_body());
+        for phase in [adds, removes] {
+            let phase: Vec<TagWrite> = phase
+                .into_iter()
+                .filter(|w| !failures.contains_key(&w.slot))
+                .collect();
+            if phase.is_empty() {
+                continue;
+            }
+            let results = if batched {
+                self.send_batched(&phase).await
+            } else {
+                self.send_each(&phase).await
+            };
+            for (tag_write, result) in phase.iter().zip(results) {
+                writes.push(result.write);
+                if let Err(error) = result.result {
+                    tracing::warn!(machine = %tag_write.machine_id, error = %error, "Citrix tag write failed");
+                    failures
+                        .entry(tag_write.slot)
+                        .or_insert_with(|| error.to_body());
+                }
             }
         }
         fold_outcomes(

@@ -12,8 +12,9 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 use vdi_contracts::{
     Capability, Container, ContainerRef, Description, Health, HealthStatus, Limits, Machine,
-    MachineState, Observation, Page, PlaceOutcome, PlaceRequest, Provider, ProviderError,
-    ProviderResult, Publication, Session, SessionState, Target, TargetKind, UnplaceRequest,
+    MachineState, Observation, Page, PlaceOutcome, PlaceRequest, PlannedRequest, Provider,
+    ProviderError, ProviderResult, Publication, Session, SessionState, Target, TargetKind,
+    UnplaceRequest,
 };
 
 use crate::auth::{CitrixAuthenticator, CitrixTokenSource};
@@ -396,6 +397,15 @@ impl Provider for CitrixProvider {
             container = %request.container.reference()
         );
         self.place_version(request).instrument(span).await
+    }
+
+    async fn plan(
+        &self,
+        target: &str,
+        container: &Container,
+        machines: &[String],
+    ) -> ProviderResult<Vec<PlannedRequest>> {
+        self.plan_version(target, container, machines).await
     }
 
     async fn unplace(&self, request: &UnplaceRequest) -> ProviderResult<PlaceOutcome> {

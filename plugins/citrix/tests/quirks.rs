@@ -1091,3 +1091,42 @@ async fn tag_created_concurrently_is_reused() {
         publication.writes
     );
 }
+
+#[tokio::test]
+async fn refused_add_keeps_old_tag() {
+    let server = server().await;
+    mount_group(
+        &server,
+        GROUP_ID,
+        group("EHR Clinicians", "DesktopsAndApps"),
+    )
+    .await;
+    mount_machines(&server, vec![machine(1, &["vdigw:epic@2024.2"])]).await;
+    mount_tag(&server, "vdigw%3Aepic%402024.3", 1).await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path_regex(format!(
+            "^{BASE}/Machines/.*/Tags/.*$"
+        )))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "Type": "https://errors-api.cloud.com/cvad/ObjectConflict",
+            "Detail": "The machine is locked by another operation.",
+        })))
+        .mount(&server)
+        .await;
+    // The old version's tag must stay when the new one was refused, so the machine keeps a
+    // launchable version.
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let outcome = provider(&server)
+        .place(&place_request(&["m-001"], "2024.3"))
+        .await
+        .expect("place");
+    assert!(
+        matches!(outcome.machines[0].result, MachineResult::Failed(_)),
+        "{:?}",
+        outcome.machines[0]
+    );
+}

@@ -186,11 +186,27 @@ async fn when_idle_defers_until_logoff() {
 
     api.put("/v1/assignments/ehr", &body("1.0", "when_idle"))
         .await;
-    let converged = wait_for(&api, "ehr", "converged").await;
+    // Two machines have an active session; one of them falls in the first wave (30%) and
+    // holds it while its user works.
+    let start = Instant::now();
+    loop {
+        let status = api.get("/v1/assignments/ehr").await;
+        if status["progress"]["deferred"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no machine was deferred: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let held = api.get("/v1/assignments/ehr").await;
     assert_eq!(
-        converged["progress"]["deferred"], 2,
-        "two machines have active sessions: {converged:#}"
+        held["state"], "rolling_out",
+        "the deferred machine holds the wave: {held:#}"
     );
+    assert_eq!(held["current_wave"], 0, "{held:#}");
     let with_sessions: Vec<String> = sim
         .snapshot()
         .machines
@@ -199,19 +215,9 @@ async fn when_idle_defers_until_logoff() {
         .map(|m| m.id.clone())
         .collect();
     sim.end_sessions(&with_sessions);
-    let start = Instant::now();
-    loop {
-        let status = api.get("/v1/assignments/ehr").await;
-        if status["progress"]["deferred"] == 0 {
-            assert_eq!(status["progress"]["applied"], 10);
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "deferred machines did not apply: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let converged = wait_for(&api, "ehr", "converged").await;
+    assert_eq!(converged["progress"]["applied"], 10);
+    assert_eq!(converged["progress"]["deferred"], 0);
     gateway.stop().await;
     sim.shutdown().await;
 }

@@ -8,12 +8,15 @@ use anyhow::{bail, Context};
 use clap::{Subcommand, ValueEnum};
 
 use crate::citrix::{CitrixSim, CitrixSimConfig, Fleet, Knobs};
+use crate::horizon::{HorizonFleet, HorizonSim, HorizonSimConfig};
 
 /// Simulator subcommands, usable as a subcommand of another clap command line.
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Run the Citrix DaaS / CVAD Orchestration API simulator.
     Citrix(CitrixArgs),
+    /// Run the VMware / Omnissa Horizon Server REST API simulator.
+    Horizon(HorizonArgs),
 }
 
 /// Fleet choices of `--fleet`.
@@ -65,7 +68,15 @@ pub struct CitrixArgs {
 pub async fn run(command: SimCommand) -> anyhow::Result<()> {
     match command {
         SimCommand::Citrix(args) => run_citrix(args).await,
+        SimCommand::Horizon(args) => run_horizon(args).await,
     }
+}
+
+fn check_loopback(bind: SocketAddr, allow_non_loopback: bool) -> anyhow::Result<()> {
+    if !bind.ip().is_loopback() && !allow_non_loopback {
+        bail!("bind address {bind} is not loopback; use 127.0.0.1 or pass --allow-non-loopback");
+    }
+    Ok(())
 }
 
 /// Runs a Citrix simulator until Ctrl-C, after printing its listening line to stdout.
@@ -73,12 +84,7 @@ pub async fn run(command: SimCommand) -> anyhow::Result<()> {
 /// Fails when the bind address is not loopback without `--allow-non-loopback`, or when it
 /// cannot be bound.
 pub async fn run_citrix(args: CitrixArgs) -> anyhow::Result<()> {
-    if !args.bind.ip().is_loopback() && !args.allow_non_loopback {
-        bail!(
-            "bind address {} is not loopback; use 127.0.0.1 or pass --allow-non-loopback",
-            args.bind
-        );
-    }
+    check_loopback(args.bind, args.allow_non_loopback)?;
     let fleet = match args.fleet {
         FleetKind::Small => Fleet::Small,
         FleetKind::Hospital => Fleet::Hospital,
@@ -103,6 +109,91 @@ pub async fn run_citrix(args: CitrixArgs) -> anyhow::Result<()> {
     let sim = CitrixSim::start_on(config, args.bind).await?;
     println!(
         "citrix simulator listening on {} (customer {customer}, client id {client})",
+        sim.base_url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to listen for Ctrl-C")?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// Fleet choices of `horizon --fleet`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HorizonFleetKind {
+    /// Two VDI pools (8 instant clones, 4 dedicated) and an RDS farm with 3 hosts.
+    Small,
+    /// Eight VDI pools (one empty) and two RDS farms, about 440 machines.
+    Hospital,
+    /// `--pools` pools of `--machines` available machines, for benchmarks.
+    Sized,
+}
+
+/// Options of `horizon`.
+#[derive(Debug, clap::Args)]
+pub struct HorizonArgs {
+    /// Fleet to seed.
+    #[arg(long, value_enum, default_value = "small")]
+    pub fleet: HorizonFleetKind,
+    /// Machines per desktop pool for `--fleet sized`.
+    #[arg(long, default_value_t = 1000)]
+    pub machines: usize,
+    /// Desktop pools for `--fleet sized`.
+    #[arg(long, default_value_t = 1)]
+    pub pools: usize,
+    /// Percentage of machines with a connected session for `--fleet sized`.
+    #[arg(long, default_value_t = 30)]
+    pub active_session_percent: u8,
+    /// Address to listen on; must be loopback unless --allow-non-loopback is given.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub bind: SocketAddr,
+    /// Allow a bind address outside 127.0.0.0/8 and ::1.
+    #[arg(long)]
+    pub allow_non_loopback: bool,
+    /// Delay before every API response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Rate limit in requests per second; requests over it get 429.
+    #[arg(long)]
+    pub rate_limit: Option<f64>,
+    /// Maximum number of API queries in flight at once; 0 means no limit.
+    #[arg(long, default_value_t = 5)]
+    pub max_concurrent_queries: usize,
+    /// Seed of the fleet and the object ids.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Runs a Horizon simulator until Ctrl-C, after printing its listening line to stdout.
+///
+/// Fails when the bind address is not loopback without `--allow-non-loopback`, or when it
+/// cannot be bound.
+pub async fn run_horizon(args: HorizonArgs) -> anyhow::Result<()> {
+    check_loopback(args.bind, args.allow_non_loopback)?;
+    let fleet = match args.fleet {
+        HorizonFleetKind::Small => HorizonFleet::Small,
+        HorizonFleetKind::Hospital => HorizonFleet::Hospital,
+        HorizonFleetKind::Sized => HorizonFleet::Sized {
+            pools: args.pools,
+            machines_per_pool: args.machines,
+            active_session_percent: args.active_session_percent,
+        },
+    };
+    let config = HorizonSimConfig {
+        fleet,
+        seed: args.seed,
+        max_concurrent_queries: args.max_concurrent_queries,
+        knobs: Knobs {
+            latency: Duration::from_millis(args.latency_ms),
+            rate_limit_per_second: args.rate_limit,
+            ..Knobs::default()
+        },
+        ..HorizonSimConfig::default()
+    };
+    let user = format!("{}\\{}", config.domain, config.username);
+    let sim = HorizonSim::start_on(config, args.bind).await?;
+    println!(
+        "horizon simulator listening on {} (user {user})",
         sim.base_url()
     );
     tokio::signal::ctrl_c()

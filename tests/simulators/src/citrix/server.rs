@@ -236,8 +236,8 @@ impl Shared {
                 .into_response();
                 if knobs.retry_after_header {
                     let seconds = wait.ceil().max(1.0) as u64;
-                    response =
-                        response.with_header(axum::http::header::RETRY_AFTER, seconds.to_string());
+                    let name = HeaderName::from_static(knobs.retry_after_style.header_name());
+                    response = response.with_header(name, seconds.to_string());
                 }
                 return Some(response);
             }

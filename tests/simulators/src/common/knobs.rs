@@ -19,7 +19,8 @@ pub struct Knobs {
     /// Token-bucket rate limit in requests per second, with a burst of one second;
     /// requests over it get 429.
     pub rate_limit_per_second: Option<f64>,
-    /// Whether a 429 carries a `Retry-After` header in whole seconds.
+    /// Whether a 429 carries its wait in whole seconds, in the header that
+    /// `retry_after_style` names.
     pub retry_after_header: bool,
     /// Probability of a 503 with a JSON error body.
     pub error_rate: f64,
@@ -37,6 +38,13 @@ pub struct Knobs {
     pub job_outcome: JobOutcome,
     /// Machine ids (or names) whose per-machine tag POST fails with 500.
     pub fail_tag_machines: Vec<String>,
+    /// Header that carries the wait of a 429 when `retry_after_header` is on.
+    pub retry_after_style: RetryAfterStyle,
+    /// Body shape of Horizon error responses.
+    pub horizon_error_style: HorizonErrorStyle,
+    /// Object ids (sessions, machines, application or desktop pools) whose items in Horizon
+    /// bulk requests fail with a per-item 500 while the request itself returns 200.
+    pub fail_bulk_items: Vec<String>,
 }
 
 impl Default for Knobs {
@@ -53,8 +61,46 @@ impl Default for Knobs {
             frozen: false,
             job_outcome: JobOutcome::Complete,
             fail_tag_machines: Vec::new(),
+            retry_after_style: RetryAfterStyle::RetryAfter,
+            horizon_error_style: HorizonErrorStyle::ErrorMessage,
+            fail_bulk_items: Vec::new(),
         }
     }
+}
+
+/// Header name of the wait in seconds that a 429 carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryAfterStyle {
+    /// The standard `Retry-After` header (RFC 9110).
+    #[default]
+    RetryAfter,
+    /// `X-Rate-Limit-Retry-After-Seconds`, which some Horizon clients read.
+    XRateLimitRetryAfterSeconds,
+}
+
+impl RetryAfterStyle {
+    /// Returns the header name in lower case.
+    pub fn header_name(self) -> &'static str {
+        match self {
+            RetryAfterStyle::RetryAfter => "retry-after",
+            RetryAfterStyle::XRateLimitRetryAfterSeconds => "x-rate-limit-retry-after-seconds",
+        }
+    }
+}
+
+/// Body shape of Horizon error responses; clients must read all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HorizonErrorStyle {
+    /// `{"status", "timestamp", "error_message"}`, the shape most Horizon errors have.
+    #[default]
+    ErrorMessage,
+    /// `{"status", "timestamp", "errors": [{"error_key", "error_message"}]}`, the shape of
+    /// validation errors.
+    ErrorsArray,
+    /// The message as `text/plain`, as a proxy in front of the server may return it.
+    PlainText,
 }
 
 /// Final status that simulated asynchronous jobs report.
@@ -105,6 +151,20 @@ mod tests {
         assert!(knobs.frozen);
         assert_eq!(knobs.error_rate, 0.0);
         assert_eq!(knobs.job_outcome, JobOutcome::Complete);
+        assert_eq!(knobs.horizon_error_style, HorizonErrorStyle::ErrorMessage);
+        assert_eq!(knobs.retry_after_style, RetryAfterStyle::RetryAfter);
+    }
+
+    #[test]
+    fn knobs_horizon_fields_parse() {
+        let text = r#"{"horizon_error_style": "plain_text",
+            "retry_after_style": "x_rate_limit_retry_after_seconds"}"#;
+        let knobs: Knobs = serde_json::from_str(text).unwrap();
+        assert_eq!(knobs.horizon_error_style, HorizonErrorStyle::PlainText);
+        assert_eq!(
+            knobs.retry_after_style.header_name(),
+            "x-rate-limit-retry-after-seconds"
+        );
     }
 
     #[test]

@@ -5,4 +5,4 @@ pub mod http;
 pub mod knobs;
 
 pub use counters::{Counters, DeniedCall};
-pub use knobs::{JobOutcome, Knobs};
+pub use knobs::{HorizonErrorStyle, JobOutcome, Knobs, RetryAfterStyle};
