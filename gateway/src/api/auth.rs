@@ -84,7 +84,11 @@ fn required_role(method: &Method, path: &str) -> Role {
     if method == Method::GET || method == Method::HEAD {
         return Role::Viewer;
     }
-    if path.starts_with("/v1/assignments") || path.starts_with("/v1/plan") {
+    if path.starts_with("/v1/assignments")
+        || path.starts_with("/v1/plan")
+        || path.starts_with("/v1/promote")
+        || path.starts_with("/v1/environments/")
+    {
         return Role::Operator;
     }
     Role::Admin

@@ -6,6 +6,7 @@
 mod agent;
 mod assignments;
 pub mod auth;
+mod environments;
 pub mod error;
 mod health;
 mod json;
@@ -69,6 +70,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(assignments::override_freeze),
         )
         .route("/plan", post(plan::plan))
+        .route("/promote", post(environments::promote))
+        .route(
+            "/environments/{environment}/rollback",
+            post(environments::rollback),
+        )
         .route("/agent/desired", get(agent::desired))
         .route("/agent/report", post(agent::report))
         .route("/events", get(records::events))

@@ -591,3 +591,110 @@ async fn agent_change_updates_etag() {
     assert_ne!(second[header::ETAG], third[header::ETAG]);
     assert_eq!(body["containers"][0]["version"], "1.1");
 }
+
+async fn two_environment_app() -> (Router, Arc<AppState>) {
+    let store = testing::sqlite().await;
+    let entry = |name: &str, environment: &str| {
+        ProviderEntry::new(
+            name,
+            "memory",
+            environment,
+            ProviderSource::Builtin,
+            Arc::new(MemoryProvider::new(3, 0)),
+        )
+    };
+    let registry =
+        Registry::new(vec![entry("mem-test", "test"), entry("mem-prod", "prod")]).unwrap();
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        Arc::new(registry),
+        EngineSettings::default(),
+    ));
+    let state = Arc::new(AppState {
+        store,
+        engine,
+        tokens: vec![ApiToken::new(
+            "cloudpager",
+            Role::Operator,
+            &SecretString::from(OPERATOR),
+        )],
+        body_limit: 4096,
+        metrics_token: None,
+        agent_tokens: Vec::new(),
+    });
+    (router(state.clone()), state)
+}
+
+fn environment_body(provider: &str, version: &str) -> Value {
+    let mut value = body(version);
+    value["targets"][0]["provider"] = json!(provider);
+    value
+}
+
+#[tokio::test]
+async fn promote_copies_converged_version() {
+    let (app, state) = two_environment_app().await;
+    put(&app, "epic-test", &environment_body("mem-test", "2.0")).await;
+    put(&app, "epic-prod", &environment_body("mem-prod", "1.0")).await;
+    let promote = json!({"container": "epic-hyperspace", "from": "test", "to": "prod"});
+    let (status, body, _) = call(
+        &app,
+        Method::POST,
+        "/v1/promote",
+        Some(OPERATOR),
+        Some(promote.to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "the test rollout has not converged: {body}"
+    );
+
+    for _ in 0..4 {
+        state.engine.pass().await.unwrap();
+    }
+    let (status, body, _) = call(
+        &app,
+        Method::POST,
+        "/v1/promote",
+        Some(OPERATOR),
+        Some(promote.to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["assignments"][0]["id"], "epic-prod");
+    assert_eq!(body["assignments"][0]["container"]["version"], "2.0");
+    assert_eq!(body["assignments"][0]["previous_versions"], json!(["1.0"]));
+}
+
+#[tokio::test]
+async fn environment_rollback_reverts_every_assignment() {
+    let (app, _) = two_environment_app().await;
+    put(&app, "epic-prod", &environment_body("mem-prod", "1.0")).await;
+    put(&app, "epic-prod", &environment_body("mem-prod", "2.0")).await;
+    let (status, body, _) = call(
+        &app,
+        Method::POST,
+        "/v1/environments/prod/rollback",
+        Some(OPERATOR),
+        Some(json!({"container": "epic-hyperspace"}).to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["assignments"][0]["state"], "rolling_back");
+    assert_eq!(body["assignments"][0]["container"]["version"], "1.0");
+    let (status, _, _) = call(
+        &app,
+        Method::POST,
+        "/v1/environments/test/rollback",
+        Some(OPERATOR),
+        Some(json!({"container": "epic-hyperspace"}).to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

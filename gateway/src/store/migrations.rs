@@ -151,11 +151,11 @@ CREATE TABLE agent_machines (
 CREATE TABLE freeze_overrides (
     assignment_id TEXT NOT NULL,
     revision BIGINT NOT NULL,
-    freeze TEXT NOT NULL,
+    freeze_name TEXT NOT NULL,
     actor TEXT NOT NULL,
     reason TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    PRIMARY KEY (assignment_id, revision, freeze)
+    PRIMARY KEY (assignment_id, revision, freeze_name)
 );
 "#,
     ),

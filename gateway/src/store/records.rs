@@ -249,9 +249,9 @@ impl Store {
             .await
             .map_err(StoreError::query("begin override"))?;
         sqlx::query(
-            "INSERT INTO freeze_overrides (assignment_id, revision, freeze, actor, reason, \
+            "INSERT INTO freeze_overrides (assignment_id, revision, freeze_name, actor, reason, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (assignment_id, revision, freeze) DO NOTHING",
+             ON CONFLICT (assignment_id, revision, freeze_name) DO NOTHING",
         )
         .bind(assignment)
         .bind(revision)
@@ -300,8 +300,8 @@ impl Store {
         revision: i64,
     ) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT freeze FROM freeze_overrides WHERE assignment_id = $1 AND revision = $2 \
-             ORDER BY freeze",
+            "SELECT freeze_name FROM freeze_overrides WHERE assignment_id = $1 AND revision = $2 \
+             ORDER BY freeze_name",
         )
         .bind(assignment)
         .bind(revision)

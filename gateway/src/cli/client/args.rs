@@ -103,6 +103,12 @@ pub struct StatusArgs {
     /// List only assignments with a target at this provider.
     #[arg(long, conflicts_with = "id")]
     pub provider: Option<String>,
+    /// Follow the assignment with a progress bar per target until its rollout settles.
+    #[arg(long)]
+    pub watch: bool,
+    /// Milliseconds between refreshes with --watch.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
 }
 
 /// Body of `PUT /v1/assignments/{id}` built from flags.

@@ -159,6 +159,30 @@ impl ApiClient {
         Ok(Reply { status, body })
     }
 
+    /// Sends a GET with an `Accept` header and returns the body as text (CSV exports).
+    pub(super) async fn get_text(&self, url: Url, accept: &str) -> anyhow::Result<String> {
+        let mut request = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, accept);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose_secret());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| transport_error(&url, &err))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|err| transport_error(&url, &err))?;
+        if !status.is_success() {
+            return Err(api_error(status, &url, &text, self.token.is_some()).into());
+        }
+        Ok(text)
+    }
+
     pub(super) async fn get(&self, url: Url) -> anyhow::Result<Value> {
         Ok(self.send(Method::GET, url, None).await?.body)
     }

@@ -26,10 +26,12 @@ use self::views::{AssignmentView, MachineView, ProviderList, TargetList};
 
 pub use self::args::{ActivationArg, AssignArgs, StatusArgs};
 pub use self::http::ClientError;
+pub use self::safety::{AuditCommand, AuditFormat};
 
 mod args;
 mod format;
 mod http;
+mod safety;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -95,6 +97,39 @@ pub enum ClientCommand {
     Assign(Box<AssignArgs>),
     /// Show one assignment with per-target progress, or list all assignments.
     Status(StatusArgs),
+    /// Show what an assignment would do (machines, broker requests, duration) without
+    /// changing anything; takes the same arguments as `assign`.
+    Plan(Box<AssignArgs>),
+    /// Give the assignments of a container in one environment the version another
+    /// environment runs, for example from test to prod.
+    Promote {
+        /// Container id.
+        #[arg(long)]
+        container: String,
+        /// Environment whose version is promoted.
+        #[arg(long)]
+        from: String,
+        /// Environment that receives it.
+        #[arg(long)]
+        to: String,
+        /// Promote even when the source rollout has not converged.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Roll every assignment of a container in an environment back to its previous version.
+    RollbackEnvironment {
+        /// Environment, for example `prod`.
+        environment: String,
+        /// Container id.
+        #[arg(long)]
+        container: String,
+        /// Version to return to (default: each assignment's previous version).
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+    },
+    /// Export the audit trail of broker writes.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Roll an assignment back to its previous version, or to the given one.
     Rollback {
         /// Assignment id.
@@ -146,8 +181,12 @@ pub enum ClientCommand {
 /// or unexpected response bodies.
 pub async fn run(global: &ClientOptions, command: ClientCommand) -> anyhow::Result<()> {
     let output = execute(global, command).await?;
-    print!("{output}");
-    Ok(())
+    let mut stdout = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut stdout, output.as_bytes()) {
+        // A reader that stops early (`| head`) is not an error of this command.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to standard output"),
+    }
 }
 
 /// Runs a client command and returns the text that [`run`] prints, ending with a newline.
@@ -159,6 +198,19 @@ pub async fn execute(global: &ClientOptions, command: ClientCommand) -> anyhow::
     let output = match command {
         ClientCommand::Assign(args) => assign(&client, *args).await?,
         ClientCommand::Status(args) => status(&client, args).await?,
+        ClientCommand::Plan(args) => safety::plan(&client, *args).await?,
+        ClientCommand::Promote {
+            container,
+            from,
+            to,
+            force,
+        } => safety::promote(&client, &container, &from, &to, force).await?,
+        ClientCommand::RollbackEnvironment {
+            environment,
+            container,
+            to,
+        } => safety::rollback_environment(&client, &environment, &container, to.as_deref()).await?,
+        ClientCommand::Audit(command) => safety::audit(&client, command).await?,
         ClientCommand::Rollback { id, to } => {
             let body = match to {
                 Some(version) => serde_json::json!({ "to_version": version }),
@@ -204,6 +256,15 @@ async fn assign(client: &ApiClient, args: AssignArgs) -> anyhow::Result<String> 
 }
 
 async fn status(client: &ApiClient, args: StatusArgs) -> anyhow::Result<String> {
+    if args.watch {
+        let Some(id) = &args.id else {
+            anyhow::bail!(
+                "--watch follows one assignment; give its id, for example `status epic --watch`"
+            );
+        };
+        let interval = std::time::Duration::from_millis(args.interval_ms.max(100));
+        return safety::watch(client, id, interval).await;
+    }
     if let Some(id) = &args.id {
         validate_identifier("assignment_id", id)?;
         let body = client.get(client.url(&["assignments", id])).await?;
