@@ -2,6 +2,7 @@
 
 // The OpenAPI document is one large `json!` literal.
 #![recursion_limit = "512"]
+#![forbid(unsafe_code)]
 
 pub mod agents;
 pub mod api;
@@ -9,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod model;
+pub mod plugins;
 pub mod providers;
 pub mod server;
 pub mod store;

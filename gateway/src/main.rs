@@ -1,13 +1,15 @@
 //! `vdi-gateway`: serve the gateway, run the demo or the benchmark, run a simulator, or act as
 //! a client of a running gateway's control-plane API.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use vdi_gateway::cli::{bench, client, demo};
 use vdi_gateway::config::{self, LogFormat};
-use vdi_gateway::{server, telemetry};
+use vdi_gateway::{plugins, server, telemetry};
 
 /// VDI broker integration gateway: delivers container versions to Citrix and other brokers
 /// without image changes, reboots or session disruption.
@@ -48,6 +50,12 @@ enum Command {
     /// Run a broker simulator on a loopback port until Ctrl-C.
     #[command(subcommand)]
     Sim(broker_sim::cli::SimCommand),
+    /// List configured plugin libraries, or check one plugin library.
+    #[command(subcommand)]
+    Plugins(plugins::cli::PluginsCommand),
+    /// Serve one plugin library over stdio for `isolation = "process"` (started by the gateway).
+    #[command(hide = true)]
+    PluginHost(plugins::host_main::PluginHostArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -107,6 +115,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             broker_sim::cli::run(command).await
         }
+        Command::Plugins(command) => {
+            telemetry::init(
+                format.unwrap_or(LogFormat::Human),
+                cli.log_level.as_deref().unwrap_or("warn"),
+            )?;
+            plugins::cli::run(command).await
+        }
+        // The child logs nothing of its own: stdout carries envelopes and stderr the plugin's
+        // log records.
+        Command::PluginHost(args) => plugins::host_main::run(args).await,
         Command::Client(command) => client::run(&cli.client, command).await,
     }
 }

@@ -8,13 +8,16 @@ use crate::config::ProviderConfig;
 use crate::engine::{ProviderEntry, ProviderSource, Registry};
 
 /// Provider kinds built into the gateway.
-pub const BUILTIN_KINDS: &[&str] = &["citrix"];
+pub const BUILTIN_KINDS: &[&str] = &["citrix", "horizon"];
 
 /// Failure to build a provider from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderBuildError {
     /// No built-in provider has this kind.
-    #[error("provider {name:?} has kind {kind:?}, which is not built in; use one of: {known}")]
+    #[error(
+        "provider {name:?} has kind {kind:?}, which is neither built in nor served by a loaded \
+         plugin; use one of: {known}"
+    )]
     UnknownKind {
         /// Provider name.
         name: String,
@@ -43,7 +46,6 @@ pub fn build(
     config: &ProviderConfig,
     agents: &Arc<dyn AgentChannel>,
 ) -> Result<Arc<dyn Provider>, ProviderBuildError> {
-    let _ = agents;
     let settings_error = |message: String| ProviderBuildError::Settings {
         name: config.name.clone(),
         kind: config.kind.clone(),
@@ -56,6 +58,15 @@ pub fn build(
                     .map_err(|e| settings_error(e.to_string()))?;
             let provider = vdi_citrix::CitrixProvider::new(&config.name, settings)
                 .map_err(|e| settings_error(e.to_string()))?;
+            Ok(Arc::new(provider))
+        }
+        "horizon" => {
+            let settings: vdi_horizon::HorizonConfig =
+                serde_json::from_value(config.settings.clone())
+                    .map_err(|e| settings_error(e.to_string()))?;
+            let provider =
+                vdi_horizon::HorizonProvider::new(&config.name, settings, agents.clone())
+                    .map_err(|e| settings_error(e.to_string()))?;
             Ok(Arc::new(provider))
         }
         other => Err(ProviderBuildError::UnknownKind {
@@ -82,6 +93,60 @@ pub fn build_registry(
             &config.kind,
             &config.environment,
             ProviderSource::Builtin,
+            provider,
+        ));
+    }
+    Registry::new(entries).map_err(|message| ProviderBuildError::Settings {
+        name: String::new(),
+        kind: String::new(),
+        message,
+    })
+}
+
+/// Builds the registry like [`build_registry`], also building providers of the kinds that
+/// loaded plugins serve ([`ProviderSource::Plugin`]). A provider whose kind only a refused
+/// plugin could serve becomes an unavailable stand-in that reports the refusal, so the gateway
+/// starts with its other providers.
+///
+/// # Errors
+/// Fails on the first provider that cannot be built, naming it.
+pub async fn build_registry_with_plugins(
+    configs: &[ProviderConfig],
+    agents: &Arc<dyn AgentChannel>,
+    plugins: &crate::plugins::PluginSet,
+) -> Result<Registry, ProviderBuildError> {
+    let mut entries = Vec::new();
+    for config in configs.iter().filter(|c| c.enabled) {
+        let (provider, source) = if BUILTIN_KINDS.contains(&config.kind.as_str()) {
+            (build(config, agents)?, ProviderSource::Builtin)
+        } else if let Some(result) = plugins.build(config).await {
+            let provider = result.map_err(|message| ProviderBuildError::Settings {
+                name: config.name.clone(),
+                kind: config.kind.clone(),
+                message,
+            })?;
+            (provider, ProviderSource::Plugin)
+        } else if let Some(reason) = plugins.unavailable_reason(&config.kind) {
+            tracing::error!(provider = %config.name, reason = %reason, "Provider is unavailable.");
+            let provider = crate::plugins::UnavailableProvider::new(&config.kind, reason);
+            (
+                Arc::new(provider) as Arc<dyn Provider>,
+                ProviderSource::Plugin,
+            )
+        } else {
+            let mut known: Vec<String> = BUILTIN_KINDS.iter().map(|k| (*k).to_owned()).collect();
+            known.extend(plugins.kinds());
+            return Err(ProviderBuildError::UnknownKind {
+                name: config.name.clone(),
+                kind: config.kind.clone(),
+                known: known.join(", "),
+            });
+        };
+        entries.push(ProviderEntry::new(
+            &config.name,
+            &config.kind,
+            &config.environment,
+            source,
             provider,
         ));
     }

@@ -97,8 +97,13 @@ pub async fn start_on_with_clock(
     .context("opening the store (store.url)")?;
     let agents: Arc<dyn vdi_contracts::AgentChannel> =
         Arc::new(crate::agents::StoreAgentChannel::new(store.clone()));
+    let plugins =
+        crate::plugins::load_all(&config.plugins, &crate::plugins::LoadOptions::current_exe())
+            .await;
     let registry = Arc::new(
-        providers::build_registry(&config.providers, &agents).context("building providers")?,
+        providers::build_registry_with_plugins(&config.providers, &agents, &plugins)
+            .await
+            .context("building providers")?,
     );
     start_with(config, listener, store, registry, clock).await
 }

@@ -16,11 +16,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 pub use freeze::FreezeConfig;
+pub use plugins::{Isolation, PluginLibraryConfig, PluginsConfig};
 use raw::RawConfig;
 use secrets::{redact_url, redacted_option};
 use validate::{no_tokens_warning, validate};
 
 mod freeze;
+mod plugins;
 mod raw;
 mod secrets;
 #[cfg(test)]
@@ -112,6 +114,8 @@ pub struct GatewayConfig {
     /// Change freezes (`[[freezes]]`): periods in which no rollout may change the named
     /// providers or environments.
     pub freezes: Vec<FreezeConfig>,
+    /// Dynamic plugin libraries (`[plugins]`).
+    pub plugins: PluginsConfig,
     /// Accepted but risky choices (inline secrets, loose file permissions, no tokens), for the
     /// caller to log at `warn` once logging is set up.
     pub warnings: Vec<String>,
@@ -336,6 +340,7 @@ impl GatewayConfig {
             tokens: Vec::new(),
             providers: Vec::new(),
             freezes: Vec::new(),
+            plugins: PluginsConfig::default(),
             warnings: vec![no_tokens_warning()],
         }
     }

@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub(super) tokens: Vec<RawToken>,
     pub(super) providers: Vec<RawProvider>,
     pub(super) freezes: Vec<RawFreeze>,
+    pub(super) plugins: super::plugins::RawPlugins,
 }
 
 #[derive(Deserialize)]

@@ -53,6 +53,13 @@ pub(super) fn validate(
     let freezes = super::freeze::validate_freezes(raw.freezes, &mut |key, message| {
         checker.problem(key, message);
     });
+    let mut plugin_warnings = Vec::new();
+    let plugins = super::plugins::validate_plugins(
+        raw.plugins,
+        &mut |key, message| checker.problem(key, message),
+        &mut |warning| plugin_warnings.push(warning),
+    );
+    checker.warnings.extend(plugin_warnings);
 
     if !checker.problems.is_empty() {
         return Err(ConfigError::Invalid(checker.problems));
@@ -68,6 +75,7 @@ pub(super) fn validate(
         tokens,
         providers,
         freezes,
+        plugins,
         warnings: checker.warnings,
     })
 }

@@ -4,6 +4,8 @@
 //! decorrelated jitter, `Retry-After`, the retry budget, token caching, paging, rate and
 //! concurrency limits, and the endpoint [`Guard`] live here, once.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod backoff;
 pub mod classify;

@@ -7,6 +7,8 @@
 //! deny-list), `naming` (derived names), `provider` (the trait and inventory), `publish` and
 //! `placement`.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod client;
 pub mod config;

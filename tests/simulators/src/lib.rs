@@ -3,6 +3,8 @@
 //! Each simulator is an axum server on a loopback port with a seeded fleet, fault knobs and
 //! call counters. The `common` module holds the parts every simulator shares.
 
+#![forbid(unsafe_code)]
+
 pub mod agent;
 pub mod citrix;
 pub mod cli;

@@ -1,5 +1,7 @@
 //! Command-line entry point that runs a simulator until Ctrl-C.
 
+#![forbid(unsafe_code)]
+
 use broker_sim::cli::{run, SimCommand};
 use clap::Parser;
 
