@@ -77,7 +77,7 @@ pub async fn desired(
     check_machine(&machine)?;
     state
         .store
-        .touch_agent_machine(&provider, &machine, &json!({}))
+        .register_agent_machine(&provider, &machine)
         .await?;
     let desired = state.store.agent_desired(&provider, &machine).await?;
     let containers: Vec<_> = desired

@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use broker_sim::agent::{AgentFleet, AgentFleetConfig};
 use broker_sim::citrix::{CitrixSim, CitrixSimConfig, Fleet};
+use broker_sim::horizon::{HorizonFleet, HorizonSim, HorizonSimConfig};
 use serde_json::{json, Value};
 
-use super::harness::{gateway_config, ControlPlane, DEMO_TOKEN};
+use super::harness::{add_horizon, gateway_config, ControlPlane, DEMO_AGENT_TOKEN, DEMO_TOKEN};
 use crate::server;
 
 /// Options of the demo.
@@ -61,14 +63,41 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("starting the Citrix simulator")?;
     sim.set_session_churn(args.session_churn);
 
+    let mut horizon_config = HorizonSimConfig {
+        fleet: HorizonFleet::Hospital,
+        ..HorizonSimConfig::default()
+    };
+    horizon_config.knobs.latency = Duration::from_millis(args.latency_ms);
+    let horizon = HorizonSim::start(horizon_config)
+        .await
+        .context("starting the Horizon simulator")?;
+
     let directory = tempfile::tempdir().context("creating a temporary directory")?;
     let database = directory.path().join("gateway.db");
-    let config = gateway_config(&sim, &format!("sqlite://{}", database.display()))?;
+    let mut config = gateway_config(&sim, &format!("sqlite://{}", database.display()))?;
+    add_horizon(&mut config, &horizon);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the gateway to a loopback port")?;
     let gateway = server::start_on(&config, listener).await?;
     let api = ControlPlane::new(&gateway.base_url(), DEMO_TOKEN)?;
+
+    // Horizon has no machine tags: an agent on every VDI machine and RDS host polls the
+    // gateway for its desired containers.
+    let snapshot = horizon.snapshot();
+    let agent_machines: Vec<String> = snapshot
+        .machines
+        .iter()
+        .map(|m| m.id.clone())
+        .chain(snapshot.rds_servers.iter().map(|r| r.id.clone()))
+        .collect();
+    let agents = AgentFleet::start(AgentFleetConfig {
+        gateway_url: gateway.base_url(),
+        token: DEMO_AGENT_TOKEN.into(),
+        machines: agent_machines,
+        poll_interval: Duration::from_secs(1),
+        ..AgentFleetConfig::default()
+    });
 
     println!("VDI broker gateway demo");
     println!(
@@ -82,22 +111,34 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let result = drive(&api, &args, started).await;
     let counters = sim.counters();
+    let horizon_counters = horizon.counters();
     let outcome = match result {
         Ok(figures) => {
             print_table(&figures);
             println!();
+            for (name, counters) in [("Citrix", &counters), ("Horizon", &horizon_counters)] {
+                println!(
+                    "{name} broker calls: {} in all ({} writes); calls to denied endpoints: {}",
+                    counters.total,
+                    counters.writes,
+                    counters.denied.len()
+                );
+            }
+            let agent_counters = agents.counters();
             println!(
-                "broker calls: {} in all ({} writes); calls to denied endpoints: {}",
-                counters.total,
-                counters.writes,
-                counters.denied.len()
+                "agent polls: {} ({} unchanged, answered 304); agent reports: {}",
+                agent_counters.polls, agent_counters.not_modified, agent_counters.reports
             );
-            if counters.denied.is_empty() {
+            let denied: Vec<_> = counters
+                .denied
+                .iter()
+                .chain(&horizon_counters.denied)
+                .collect();
+            if denied.is_empty() {
                 Ok(())
             } else {
                 Err(anyhow::anyhow!(
-                    "the simulator saw calls to denied endpoints: {:?}",
-                    counters.denied
+                    "the simulators saw calls to denied endpoints: {denied:?}"
                 ))
             }
         }
@@ -111,8 +152,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
         let _ = tokio::signal::ctrl_c().await;
     }
+    agents.stop().await;
     gateway.stop().await;
     sim.shutdown().await;
+    horizon.shutdown().await;
     outcome
 }
 
@@ -132,19 +175,26 @@ async fn drive(
             provider["health"]["status"].as_str().unwrap_or("?"),
         );
     }
-    let targets = api.get("/v1/providers/citrix-demo/targets").await?;
-    let mut chosen = Vec::new();
-    for target in targets["targets"].as_array().into_iter().flatten() {
-        let name = target["name"].as_str().unwrap_or_default().to_owned();
-        println!(
-            "          delivery group {:<24} {:>4} machines",
-            name,
-            target["machine_count"].as_u64().unwrap_or(0)
-        );
-        chosen.push(name);
+    let mut chosen: Vec<(String, String)> = Vec::new();
+    for provider in ["citrix-demo", "horizon-demo"] {
+        let targets = api
+            .get(&format!("/v1/providers/{provider}/targets"))
+            .await?;
+        for target in targets["targets"].as_array().into_iter().flatten() {
+            let name = target["name"].as_str().unwrap_or_default().to_owned();
+            let kind = target["kind"]
+                .as_str()
+                .unwrap_or("target")
+                .replace('_', " ");
+            let count = target["machine_count"]
+                .as_u64()
+                .map_or_else(String::new, |n| format!("{n:>4} machines"));
+            println!("          {provider:<13} {kind:<15} {name:<26} {count}");
+            chosen.push((provider.to_owned(), name));
+        }
     }
     if chosen.is_empty() {
-        bail!("the simulator offers no delivery groups");
+        bail!("the simulators offer no targets");
     }
     println!();
 
@@ -189,8 +239,7 @@ async fn drive(
 
     let status = api.get("/v1/assignments/epic-hyperspace").await?;
     for row in status["per_target"].as_array().into_iter().flatten() {
-        let name = row["target"].as_str().unwrap_or_default().to_owned();
-        let entry = figures.entry(name).or_default();
+        let entry = figures.entry(target_key(row)).or_default();
         entry.total = row["total"].as_u64().unwrap_or(0);
         entry.applied = row["applied"].as_u64().unwrap_or(0);
         entry.deferred = row["deferred"].as_u64().unwrap_or(0);
@@ -199,15 +248,14 @@ async fn drive(
     }
     let audit = api.get("/v1/audit?assignment=epic-hyperspace").await?;
     for record in audit["records"].as_array().into_iter().flatten() {
-        let name = record["target"].as_str().unwrap_or_default();
-        if let Some(entry) = figures.get_mut(name) {
+        if let Some(entry) = figures.get_mut(&target_key(record)) {
             entry.writes += 1;
         }
     }
     Ok(figures)
 }
 
-fn assignment(targets: &[String], version: &str, waves: &[u32]) -> Value {
+fn assignment(targets: &[(String, String)], version: &str, waves: &[u32]) -> Value {
     json!({
         "container": {
             "id": "epic-hyperspace",
@@ -218,7 +266,10 @@ fn assignment(targets: &[String], version: &str, waves: &[u32]) -> Value {
                 "arguments": format!("/launch epic-hyperspace/{version}"),
             }
         },
-        "targets": targets.iter().map(|t| json!({"provider": "citrix-demo", "target": t})).collect::<Vec<_>>(),
+        "targets": targets
+            .iter()
+            .map(|(provider, target)| json!({"provider": provider, "target": target}))
+            .collect::<Vec<_>>(),
         // Retagging never touches a running session on Citrix: users keep the version they
         // launched and get the new one at their next launch. `when_idle` would wait for
         // multi-session hosts, which in a hospital always have someone logged on.
@@ -259,7 +310,7 @@ async fn follow(
             last_line = line;
         }
         for row in status["per_target"].as_array().into_iter().flatten() {
-            let name = row["target"].as_str().unwrap_or_default().to_owned();
+            let name = target_key(row);
             if row["total"].as_u64().unwrap_or(0) > 0 && row["pending"].as_u64() == Some(0) {
                 settled
                     .entry(name)
@@ -285,10 +336,19 @@ async fn follow(
     }
 }
 
+/// Returns `provider/target` of a per-target status row or an audit record.
+fn target_key(row: &Value) -> String {
+    format!(
+        "{}/{}",
+        row["provider"].as_str().unwrap_or("?"),
+        row["target"].as_str().unwrap_or("?")
+    )
+}
+
 fn print_table(figures: &BTreeMap<String, TargetFigures>) {
     println!(
-        "{:<24} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8}",
-        "target",
+        "{:<40} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8}",
+        "provider/target",
         "machines",
         "applied",
         "deferred",
@@ -300,7 +360,7 @@ fn print_table(figures: &BTreeMap<String, TargetFigures>) {
     let mut total = TargetFigures::default();
     for (name, f) in figures {
         println!(
-            "{:<24} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8.1}",
+            "{:<40} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8.1}",
             name, f.total, f.applied, f.deferred, f.failed, f.excluded, f.writes, f.seconds
         );
         total.total += f.total;
@@ -312,7 +372,7 @@ fn print_table(figures: &BTreeMap<String, TargetFigures>) {
         total.seconds = total.seconds.max(f.seconds);
     }
     println!(
-        "{:<24} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8.1}",
+        "{:<40} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8.1}",
         "all",
         total.total,
         total.applied,

@@ -11,6 +11,29 @@ use crate::config::{GatewayConfig, ProviderConfig, Role, TokenConfig};
 /// Bearer token of the demo's control plane; the gateway only listens on loopback.
 pub const DEMO_TOKEN: &str = "demo-operator-token";
 
+/// Agent token of the demo's Horizon machines.
+pub const DEMO_AGENT_TOKEN: &str = "demo-horizon-agent-token";
+
+/// Adds a Horizon provider, named `horizon-demo`, pointing at the simulator, with an agent
+/// token for the agent fleet.
+pub fn add_horizon(config: &mut GatewayConfig, sim: &broker_sim::horizon::HorizonSim) {
+    let sim_config = sim.config();
+    config.providers.push(ProviderConfig {
+        name: "horizon-demo".into(),
+        kind: "horizon".into(),
+        environment: "prod".into(),
+        enabled: true,
+        agent_token: Some(SecretString::from(DEMO_AGENT_TOKEN)),
+        settings: json!({
+            "api_base_url": sim.api_base_url(),
+            "username": sim_config.username,
+            "password": sim_config.password,
+            "domain": sim_config.domain,
+            "allow_plain_http_loopback": true,
+        }),
+    });
+}
+
 /// Builds a gateway configuration with one operator token and one Citrix provider, named
 /// `citrix-demo`, pointing at the simulator.
 ///

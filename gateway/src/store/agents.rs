@@ -126,8 +126,7 @@ impl Store {
         reports: &[AgentReport],
     ) -> Result<(), StoreError> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin reports"))?;
         let now = now_text();
@@ -186,6 +185,30 @@ impl Store {
                 })
             })
             .collect())
+    }
+
+    /// Registers a machine on its agent's first check-in; later polls only read.
+    ///
+    /// # Errors
+    /// Fails on database errors.
+    pub async fn register_agent_machine(
+        &self,
+        provider: &str,
+        machine: &str,
+    ) -> Result<(), StoreError> {
+        let known: Option<(String,)> = sqlx::query_as(
+            "SELECT machine FROM agent_machines WHERE provider = $1 AND machine = $2",
+        )
+        .bind(provider)
+        .bind(machine)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::query("read agent machine"))?;
+        if known.is_none() {
+            self.touch_agent_machine(provider, machine, &serde_json::json!({}))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Registers a machine on its agent's check-in (first or later), with its labels.

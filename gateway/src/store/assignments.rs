@@ -125,8 +125,7 @@ impl Store {
         actor: &str,
     ) -> Result<PutOutcome, StoreError> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin put"))?;
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM assignments WHERE id = $1"))
@@ -256,8 +255,7 @@ impl Store {
             serde_json::to_string(&previous).map_err(StoreError::corrupt("previous versions"))?;
 
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin rollback"))?;
         sqlx::query(
@@ -322,8 +320,7 @@ impl Store {
         detail: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin state"))?;
         let previous: Option<(String,)> =
@@ -375,8 +372,7 @@ impl Store {
     pub async fn set_wave(&self, id: &str, revision: i64, wave: i64) -> Result<(), StoreError> {
         let now = chrono::Utc::now();
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin wave"))?;
         sqlx::query(
@@ -439,8 +435,7 @@ impl Store {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin schedule"))?;
         sqlx::query(

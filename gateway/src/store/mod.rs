@@ -165,6 +165,22 @@ impl Store {
         Ok(())
     }
 
+    /// Begins a transaction that will write. On SQLite the write lock is taken by the first
+    /// statement, so a transaction that reads before it writes cannot fail with
+    /// `SQLITE_BUSY_SNAPSHOT` when another connection wrote in between; the busy timeout then
+    /// waits for the lock instead.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("UPDATE schema_migrations SET version = version WHERE version < 0")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;

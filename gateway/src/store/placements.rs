@@ -90,8 +90,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin placements"))?;
         for placement in placements {

@@ -73,8 +73,7 @@ impl Store {
         detail: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin event"))?;
         super::assignments::insert_event(&mut tx, assignment, kind, detail).await?;
@@ -97,8 +96,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin events"))?;
         for (kind, detail) in events {
@@ -145,8 +143,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin audit"))?;
         for record in records {
@@ -244,8 +241,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_text();
         let mut tx = self
-            .pool
-            .begin()
+            .begin_write()
             .await
             .map_err(StoreError::query("begin override"))?;
         sqlx::query(

@@ -299,3 +299,48 @@ async fn postgres_runs_when_configured() {
         assert_eq!(stores[1].backend(), super::Backend::Postgres);
     }
 }
+
+#[tokio::test]
+async fn audit_is_append_only() {
+    for store in testing::all().await {
+        let record = AuditRecord {
+            time: String::new(),
+            actor: "cp".into(),
+            assignment: "a1".into(),
+            provider: "citrix-prod".into(),
+            target: "EHR".into(),
+            machine: "m1".into(),
+            operation: "add_machine_tag".into(),
+            method: "POST".into(),
+            path: "Machines/m1/Tags/t".into(),
+            result: "ok".into(),
+            broker_request_id: "tx-1".into(),
+        };
+        store.append_audit(&[record]).await.unwrap();
+        let update = sqlx::query("UPDATE audit SET result = 'rewritten'")
+            .execute(&store.pool)
+            .await;
+        assert!(
+            update.is_err(),
+            "an audit record was updated on {:?}",
+            store.backend()
+        );
+        let delete = sqlx::query("DELETE FROM audit").execute(&store.pool).await;
+        assert!(
+            delete.is_err(),
+            "an audit record was deleted on {:?}",
+            store.backend()
+        );
+        assert_eq!(store.audit_count().await.unwrap(), 1);
+        store
+            .append_event("a1", "test", &serde_json::json!({}))
+            .await
+            .unwrap();
+        let events = sqlx::query("DELETE FROM events").execute(&store.pool).await;
+        assert!(
+            events.is_err(),
+            "an event was deleted on {:?}",
+            store.backend()
+        );
+    }
+}
