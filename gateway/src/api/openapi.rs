@@ -117,6 +117,38 @@ pub fn spec() -> Value {
                 "responses": ok("202", "Paused", reference("AssignmentStatus"), &["401", "403", "404", "409"])}},
             "/v1/assignments/{id}/resume": {"post": {"summary": "Resume a paused rollout", "parameters": [id_parameter()],
                 "responses": ok("202", "Resumed", reference("AssignmentStatus"), &["401", "403", "404"])}},
+            "/v1/assignments/{id}/freeze-override": {"post": {"summary": "Let the current revision roll out during a named change freeze (admin; audited)",
+                "parameters": [id_parameter()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                    "required": ["freeze", "reason"], "properties": {"freeze": {"type": "string"}, "reason": {"type": "string"}}}}}},
+                "responses": ok("202", "Override recorded", reference("AssignmentStatus"), &["400", "401", "403", "404", "422"])}},
+            "/v1/plan": {"post": {"summary": "Dry run: machines affected and excluded, broker requests and duration; writes nothing",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"allOf": [reference("AssignmentSpec"),
+                    {"type": "object", "required": ["assignment_id"], "properties": {"assignment_id": {"type": "string"}}}]}}}},
+                "responses": ok("200", "Plan", reference("Plan"), &["400", "401", "403", "415"])}},
+            "/v1/promote": {"post": {"summary": "Give a container's assignments in one environment the version another environment runs",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                    "required": ["container", "from", "to"], "properties": {"container": {"type": "string"}, "from": {"type": "string"},
+                    "to": {"type": "string"}, "force": {"type": "boolean", "default": false}}}}}},
+                "responses": ok("202", "Promoted", json!({"type": "object", "properties": {"source": {"type": "string"}, "version": {"type": "string"},
+                    "assignments": {"type": "array", "items": reference("AssignmentStatus")}}}), &["400", "401", "403", "404", "409"])}},
+            "/v1/environments/{environment}/rollback": {"post": {"summary": "Roll back every assignment of a container in an environment",
+                "parameters": [{"name": "environment", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
+                    "required": ["container"], "properties": {"container": {"type": "string"}, "to_version": {"type": "string"}}}}}},
+                "responses": ok("202", "Rollback started", json!({"type": "object", "properties": {
+                    "assignments": {"type": "array", "items": reference("AssignmentStatus")}}}), &["400", "401", "403", "404", "409"])}},
+            "/v1/agent/desired": {"get": {"summary": "An agent's desired containers (agent token); 304 while the ETag matches",
+                "security": [{"agent": []}],
+                "parameters": [{"name": "machine", "in": "query", "required": true, "schema": {"type": "string"}},
+                               {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "Desired containers", "content": {"application/json": {"schema": reference("AgentDesired")}}},
+                              "304": {"description": "Unchanged"}, "401": {"$ref": "#/components/responses/Error"}}}},
+            "/v1/agent/report": {"post": {"summary": "An agent reports what it installed (agent token)",
+                "security": [{"agent": []}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": reference("AgentReport")}}},
+                "responses": {"204": {"description": "Recorded"}, "400": {"$ref": "#/components/responses/Error"},
+                              "401": {"$ref": "#/components/responses/Error"}}}},
             "/v1/events": {"get": {"summary": "State changes as Server-Sent Events; resumable with Last-Event-ID",
                 "parameters": [query("since", "Send events after this id", json!({"type": "integer"})),
                                query("assignment", "Only this assignment", json!({"type": "string"}))],
@@ -131,7 +163,8 @@ pub fn spec() -> Value {
                     "text/csv": {}}}}}}
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "agent": {"type": "http", "scheme": "bearer", "description": "A provider's agent token"}},
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": reference("Error")}}}},
             "schemas": schemas()
         }
@@ -208,6 +241,31 @@ fn schemas() -> Value {
                 "user": {"type": "string"}, "state": {"enum": ["active", "disconnected"]}}}},
             "containers": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"}, "version": {"type": "string"}}}}}},
+        "Plan": {"type": "object", "properties": {
+            "assignment_id": {"type": "string"}, "blocked": {"type": "string"}, "estimated_seconds": {"type": "number"},
+            "targets": {"type": "array", "items": {"type": "object", "properties": {
+                "provider": {"type": "string"}, "target": {"type": "string"}, "target_id": {"type": "string"},
+                "total": {"type": "integer"}, "already_applied": {"type": "integer"},
+                "affected": {"type": "array", "items": reference("PlannedMachine")},
+                "deferred": {"type": "array", "items": reference("PlannedMachine")},
+                "excluded": {"type": "array", "items": reference("PlannedMachine")},
+                "requests": {"type": "array", "items": {"type": "object", "properties": {
+                    "operation": {"type": "string"}, "method": {"type": "string"}, "path": {"type": "string"},
+                    "count": {"type": "integer"}, "note": {"type": "string"}, "batched": {"type": "boolean"}}}},
+                "http_requests": {"type": "integer"}, "estimated_seconds": {"type": "number"},
+                "requests_per_second": {"type": "number"}, "concurrency": {"type": "integer"},
+                "error": {"type": "string"}}}}}},
+        "PlannedMachine": {"type": "object", "properties": {
+            "machine": {"type": "string"}, "name": {"type": "string"}, "wave": {"type": "integer"}, "reason": {"type": "string"}}},
+        "AgentDesired": {"type": "object", "properties": {"machine": {"type": "string"},
+            "containers": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "version": {"type": "string"}, "display_name": {"type": ["string", "null"]},
+                "launch": reference("Launch"), "activation": reference("Activation")}}}}},
+        "AgentReport": {"type": "object", "required": ["machine", "containers"], "properties": {"machine": {"type": "string"},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "containers": {"type": "array", "items": {"type": "object", "required": ["id", "version", "state"], "properties": {
+                "id": {"type": "string"}, "version": {"type": "string"},
+                "state": {"enum": ["installed", "failed", "removed"]}, "detail": {"type": "string"}}}}}},
         "Event": {"type": "object", "properties": {
             "id": {"type": "integer"}, "time": {"type": "string"}, "assignment": {"type": "string"},
             "kind": {"type": "string"}, "detail": {"type": "object"}}},

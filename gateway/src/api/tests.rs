@@ -459,6 +459,12 @@ async fn openapi_lists_every_route() {
         "/v1/assignments/{id}/resume",
         "/v1/events",
         "/v1/audit",
+        "/v1/plan",
+        "/v1/promote",
+        "/v1/environments/{environment}/rollback",
+        "/v1/assignments/{id}/freeze-override",
+        "/v1/agent/desired",
+        "/v1/agent/report",
     ] {
         assert!(
             document["paths"].get(path).is_some(),

@@ -9,8 +9,8 @@ use vdi_gateway::config::{GatewayConfig, ProviderConfig, Role, TokenConfig};
 /// Operator token of the tests' control plane.
 pub const TOKEN: &str = "test-operator-token";
 
-/// A gateway configuration with one Citrix provider, `citrix-test`, on the simulator.
-pub fn gateway_config(sim: &broker_sim::citrix::CitrixSim, store_url: &str) -> GatewayConfig {
+/// A gateway configuration with the test operator token and no provider.
+pub fn gateway_config_without_providers(store_url: &str) -> GatewayConfig {
     let mut config = GatewayConfig::embedded_defaults();
     config.store.url = SecretString::from(store_url.to_owned());
     config.engine.reconcile_interval_seconds = 1;
@@ -21,6 +21,12 @@ pub fn gateway_config(sim: &broker_sim::citrix::CitrixSim, store_url: &str) -> G
         role: Role::Operator,
         token: SecretString::from(TOKEN),
     }];
+    config
+}
+
+/// A gateway configuration with one Citrix provider, `citrix-test`, on the simulator.
+pub fn gateway_config(sim: &broker_sim::citrix::CitrixSim, store_url: &str) -> GatewayConfig {
+    let mut config = gateway_config_without_providers(store_url);
     let sim_config = sim.config();
     config.providers = vec![ProviderConfig {
         name: "citrix-test".into(),
