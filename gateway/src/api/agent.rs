@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::json::ApiJson;
 use super::AppState;
 
-/// Longest machine id an agent may send.
+/// Maximum length of a machine id an agent may send.
 const MAX_MACHINE_LEN: usize = 256;
 
 /// Returns the provider whose agent token the request carries.

@@ -1,7 +1,7 @@
 //! `GET /v1/openapi.json`: the OpenAPI 3.1 description of this API.
 //!
 //! Written by hand next to the handlers, because the schemas are the API's contract and read
-//! better as one document than as annotations spread over the code; a test checks that every
+//! better as one document than as annotations spread over the code. A test checks that every
 //! routed path appears here.
 
 use axum::Json;

@@ -1,8 +1,8 @@
 //! `vdi-gateway demo`: the main job on embedded defaults.
 //!
-//! Starts the Citrix simulator with the hospital fleet, a gateway on SQLite in a temporary
-//! directory, and then acts as a control plane over the real HTTP API: assign an EHR client,
-//! roll a new version out in waves, roll back, and print what happened per target.
+//! Starts the Citrix and Horizon simulators with hospital fleets and a gateway on SQLite in a
+//! temporary directory. Then it acts as a control plane over the real HTTP API: it assigns an
+//! EHR client, rolls a new version out in waves, rolls back, and prints the result per target.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -22,8 +22,8 @@ pub struct DemoArgs {
     /// Simulated broker latency per request, in milliseconds.
     #[arg(long, default_value_t = 5)]
     pub latency_ms: u64,
-    /// Sessions that start or end per second in the simulated hospital, so machines waiting
-    /// for their users to log off converge during the run.
+    /// Sessions that start or end per second in the simulated Citrix hospital, so users log on
+    /// and off while the rollout runs.
     #[arg(long, default_value_t = 20.0)]
     pub session_churn: f64,
     /// Seconds each step may take before the demo gives up.

@@ -1,5 +1,5 @@
-//! What the demo and the benchmark share: a gateway configuration pointing at a simulator, and
-//! a small control-plane client speaking the HTTP API.
+//! Shared parts of the demo and the benchmark: a gateway configuration pointing at a
+//! simulator, and a small control-plane client of the HTTP API.
 
 use anyhow::{bail, Context};
 use broker_sim::citrix::CitrixSim;
@@ -132,7 +132,7 @@ impl ControlPlane {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             bail!(
-                "gateway answered {status}: {}",
+                "gateway returned {status}: {}",
                 body["error"]["message"].as_str().unwrap_or("no message")
             );
         }

@@ -1,6 +1,6 @@
 //! Schema migrations, shared by SQLite and PostgreSQL.
 //!
-//! The statements are written once; only the auto-increment key (`{id}`) and the triggers
+//! The statements are written once. Only the auto-increment key (`{id}`) and the triggers
 //! that keep records append-only (`{append_only}`) differ between the two engines, so they
 //! are substituted per backend. Statements end with a semicolon at the end of a line. Applied
 //! versions are recorded in `schema_migrations`, each migration in its own transaction.

@@ -53,7 +53,7 @@ pub enum StoreError {
     /// A statement failed.
     #[error("store operation {operation} failed: {source}")]
     Query {
-        /// What the statement was for.
+        /// Purpose of the statement.
         operation: &'static str,
         /// Driver error.
         source: sqlx::Error,
@@ -153,10 +153,10 @@ impl Store {
         self.backend
     }
 
-    /// Checks that the database answers.
+    /// Checks that the database responds.
     ///
     /// # Errors
-    /// Fails when it does not.
+    /// Fails when it does not respond.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -165,9 +165,9 @@ impl Store {
         Ok(())
     }
 
-    /// Begins a transaction that will write. On SQLite the write lock is taken by the first
-    /// statement, so a transaction that reads before it writes cannot fail with
-    /// `SQLITE_BUSY_SNAPSHOT` when another connection wrote in between; the busy timeout then
+    /// Begins a transaction that will write. On SQLite its first statement takes the write
+    /// lock, so a transaction that reads before it writes cannot fail with
+    /// `SQLITE_BUSY_SNAPSHOT` after another connection wrote in between. The busy timeout
     /// waits for the lock instead.
     pub(crate) async fn begin_write(
         &self,

@@ -36,7 +36,7 @@ fn decode(row: &AnyRow) -> Result<Placement, StoreError> {
     })
 }
 
-/// Where one target of an assignment stands.
+/// Status of one target of an assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetStatus {
     /// Provider name.
@@ -189,7 +189,7 @@ impl Store {
         rows.iter().map(decode).collect()
     }
 
-    /// Records where a target stands.
+    /// Stores the status of a target.
     ///
     /// # Errors
     /// Fails on database errors.
