@@ -358,7 +358,9 @@ async fn send(
             shared.label
         ))
     };
-    if connection.writer.send(line).is_err() {
+    // The exit watcher records the reason before it clears the pending calls, so a call
+    // registered after that clear sees the reason here instead of waiting for the timeout.
+    if connection.exit_reason.get().is_some() || connection.writer.send(line).is_err() {
         lock(&connection.pending).remove(&id);
         return Err(exited());
     }
