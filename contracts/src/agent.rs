@@ -5,7 +5,10 @@
 //! gateway implements [`AgentChannel`] and hands it to such providers: `place` records the
 //! desired container of each machine, and `observe` reads back what the agents reported.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{Activation, Container, ProviderResult};
@@ -36,6 +39,18 @@ pub enum AgentContainerState {
     Failed,
     /// The container was removed from the machine.
     Removed,
+}
+
+/// A machine known only through its agent, registered on the agent's first check-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentMachine {
+    /// Machine id the agent registered with, unique within a provider.
+    pub machine: String,
+    /// Labels the agent reports, for example `site=north` or `ward=icu`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Time of the agent's latest check-in.
+    pub last_seen: DateTime<Utc>,
 }
 
 /// The gateway's agent channel, scoped by provider name.
@@ -72,6 +87,16 @@ pub trait AgentChannel: Send + Sync + std::fmt::Debug {
     /// Fails when the gateway's store fails.
     async fn reports(&self, provider: &str, container_id: &str)
         -> ProviderResult<Vec<AgentReport>>;
+
+    /// Lists the machines whose agents checked in for `provider`, with their labels. The
+    /// default returns an empty list, for channels that do not register machines.
+    ///
+    /// # Errors
+    /// Fails when the gateway's store fails.
+    async fn machines(&self, provider: &str) -> ProviderResult<Vec<AgentMachine>> {
+        let _ = provider;
+        Ok(Vec::new())
+    }
 }
 
 /// An in-process agent channel for provider tests: it stores desired state in memory, and
@@ -88,6 +113,8 @@ struct MemoryAgentState {
     desired: std::collections::BTreeMap<(String, String, String), Container>,
     /// `(provider, machine, container id)` → latest report.
     reports: std::collections::BTreeMap<(String, String, String), AgentReport>,
+    /// `(provider, machine)` → registered machine.
+    machines: BTreeMap<(String, String), AgentMachine>,
 }
 
 impl MemoryAgentChannel {
@@ -106,6 +133,19 @@ impl MemoryAgentChannel {
             container_id.to_owned(),
         );
         self.lock().desired.get(&key).cloned()
+    }
+
+    /// Registers a machine for `provider` as its agent's check-in would, replacing its labels
+    /// and setting its last check-in to now.
+    pub fn register(&self, provider: &str, machine: &str, labels: BTreeMap<String, String>) {
+        let entry = AgentMachine {
+            machine: machine.to_owned(),
+            labels,
+            last_seen: Utc::now(),
+        };
+        self.lock()
+            .machines
+            .insert((provider.to_owned(), machine.to_owned()), entry);
     }
 
     /// Reports every desired container as installed and every withdrawn one as removed, as
@@ -188,5 +228,59 @@ impl AgentChannel for MemoryAgentChannel {
             .filter(|((p, _, c), _)| p == provider && c == container_id)
             .map(|(_, r)| r.clone())
             .collect())
+    }
+
+    async fn machines(&self, provider: &str) -> ProviderResult<Vec<AgentMachine>> {
+        Ok(self
+            .lock()
+            .machines
+            .iter()
+            .filter(|((p, _), _)| p == provider)
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn registered_machines_are_listed_per_provider() {
+        let channel = MemoryAgentChannel::default();
+        let labels = BTreeMap::from([("site".to_owned(), "north".to_owned())]);
+        channel.register("physical-a", "LT-0001", labels.clone());
+        channel.register("physical-b", "LT-0002", BTreeMap::new());
+
+        let machines = channel.machines("physical-a").await.expect("machines");
+        assert_eq!(machines.len(), 1);
+        assert_eq!(machines[0].machine, "LT-0001");
+        assert_eq!(machines[0].labels, labels);
+    }
+
+    #[tokio::test]
+    async fn default_machines_is_empty() {
+        #[derive(Debug)]
+        struct NoRegistry;
+        #[async_trait]
+        impl AgentChannel for NoRegistry {
+            async fn set_desired(
+                &self,
+                _: &str,
+                _: &str,
+                _: &Container,
+                _: Activation,
+            ) -> ProviderResult<()> {
+                Ok(())
+            }
+            async fn clear_desired(&self, _: &str, _: &str, _: &str) -> ProviderResult<()> {
+                Ok(())
+            }
+            async fn reports(&self, _: &str, _: &str) -> ProviderResult<Vec<AgentReport>> {
+                Ok(Vec::new())
+            }
+        }
+        let machines = NoRegistry.machines("any").await.expect("machines");
+        assert!(machines.is_empty());
     }
 }

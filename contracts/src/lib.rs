@@ -14,7 +14,7 @@ mod error;
 pub mod model;
 mod provider;
 
-pub use agent::{AgentChannel, AgentContainerState, AgentReport, MemoryAgentChannel};
+pub use agent::{AgentChannel, AgentContainerState, AgentMachine, AgentReport, MemoryAgentChannel};
 pub use error::{ErrorKind, ProviderError, ProviderResult};
 pub use model::*;
 pub use provider::{Capability, Description, Limits, Provider};

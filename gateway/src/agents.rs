@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 use vdi_contracts::{
-    Activation, AgentChannel, AgentReport, Container, ErrorKind, ProviderError, ProviderResult,
+    Activation, AgentChannel, AgentMachine, AgentReport, Container, ErrorKind, ProviderError,
+    ProviderResult,
 };
 
 use crate::store::{Store, StoreError};
@@ -62,6 +63,13 @@ impl AgentChannel for StoreAgentChannel {
     ) -> ProviderResult<Vec<AgentReport>> {
         self.store
             .agent_reports(provider, container_id)
+            .await
+            .map_err(store_failure)
+    }
+
+    async fn machines(&self, provider: &str) -> ProviderResult<Vec<AgentMachine>> {
+        self.store
+            .agent_machines(provider)
             .await
             .map_err(store_failure)
     }

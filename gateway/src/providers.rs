@@ -8,7 +8,7 @@ use crate::config::ProviderConfig;
 use crate::engine::{ProviderEntry, ProviderSource, Registry};
 
 /// Provider kinds built into the gateway.
-pub const BUILTIN_KINDS: &[&str] = &["citrix", "horizon"];
+pub const BUILTIN_KINDS: &[&str] = &["citrix", "horizon", "windows365", "physical"];
 
 /// Failure to build a provider from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,24 @@ pub fn build(
                     .map_err(|e| settings_error(e.to_string()))?;
             let provider =
                 vdi_horizon::HorizonProvider::new(&config.name, settings, agents.clone())
+                    .map_err(|e| settings_error(e.to_string()))?;
+            Ok(Arc::new(provider))
+        }
+        "windows365" => {
+            let settings: vdi_windows365::Windows365Config =
+                serde_json::from_value(config.settings.clone())
+                    .map_err(|e| settings_error(e.to_string()))?;
+            let provider =
+                vdi_windows365::Windows365Provider::new(&config.name, settings, agents.clone())
+                    .map_err(|e| settings_error(e.to_string()))?;
+            Ok(Arc::new(provider))
+        }
+        "physical" => {
+            let settings: vdi_physical::PhysicalConfig =
+                serde_json::from_value(config.settings.clone())
+                    .map_err(|e| settings_error(e.to_string()))?;
+            let provider =
+                vdi_physical::PhysicalProvider::new(&config.name, settings, agents.clone())
                     .map_err(|e| settings_error(e.to_string()))?;
             Ok(Arc::new(provider))
         }

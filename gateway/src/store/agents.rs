@@ -2,7 +2,7 @@
 //! machines agents registered on first check-in.
 
 use super::{now_text, Store, StoreError};
-use vdi_contracts::{Activation, AgentContainerState, AgentReport, Container};
+use vdi_contracts::{Activation, AgentContainerState, AgentMachine, AgentReport, Container};
 
 /// A desired container of one machine, as the agent channel serves it.
 #[derive(Debug, Clone, PartialEq)]
@@ -235,5 +235,45 @@ impl Store {
         .await
         .map_err(StoreError::query("register agent machine"))?;
         Ok(())
+    }
+
+    /// Lists the machines whose agents checked in for `provider`, with their labels.
+    ///
+    /// # Errors
+    /// Fails on database errors or a corrupt row.
+    pub async fn agent_machines(&self, provider: &str) -> Result<Vec<AgentMachine>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT machine, labels, last_seen FROM agent_machines WHERE provider = $1 \
+             ORDER BY machine",
+        )
+        .bind(provider)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("list agent machines"))?;
+        rows.into_iter()
+            .map(|(machine, labels, last_seen)| {
+                let labels: serde_json::Value =
+                    serde_json::from_str(&labels).map_err(StoreError::corrupt("agent labels"))?;
+                let labels = labels
+                    .as_object()
+                    .map(|object| {
+                        object
+                            .iter()
+                            .map(|(key, value)| {
+                                let text = value
+                                    .as_str()
+                                    .map_or_else(|| value.to_string(), str::to_owned);
+                                (key.clone(), text)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(AgentMachine {
+                    machine,
+                    labels,
+                    last_seen: super::parse_time(&last_seen)?,
+                })
+            })
+            .collect()
     }
 }

@@ -9,4 +9,5 @@ pub mod agent;
 pub mod citrix;
 pub mod cli;
 pub mod common;
+pub mod graph;
 pub mod horizon;

@@ -45,6 +45,12 @@ pub struct Knobs {
     /// Object ids (sessions, machines, application or desktop pools) whose items in Horizon
     /// bulk requests fail with a per-item 500 while the request itself returns 200.
     pub fail_bulk_items: Vec<String>,
+    /// Makes Graph lists return an empty page with an `@odata.nextLink` before every page
+    /// that has items, as Microsoft Graph may do.
+    pub empty_pages: bool,
+    /// Probability that a request inside a Graph `$batch` gets its own 429 with a
+    /// `Retry-After` header while the batch itself returns 200.
+    pub batch_throttle_rate: f64,
 }
 
 impl Default for Knobs {
@@ -64,6 +70,8 @@ impl Default for Knobs {
             retry_after_style: RetryAfterStyle::RetryAfter,
             horizon_error_style: HorizonErrorStyle::ErrorMessage,
             fail_bulk_items: Vec::new(),
+            empty_pages: false,
+            batch_throttle_rate: 0.0,
         }
     }
 }

@@ -1,0 +1,384 @@
+//! The [`Provider`] implementation for physical endpoints.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::OnceCell;
+use tracing::Instrument;
+use vdi_contracts::{
+    validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentReport,
+    Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus, Limits,
+    Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
+    Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
+};
+use vdi_graph::{GraphClient, IntuneDelivery};
+
+use crate::config::{PhysicalConfig, PhysicalSettings};
+use crate::inventory::{self, Delivery, Device};
+
+/// Machines per `place` call the engine should send.
+const MAX_BATCH: u32 = 100;
+
+/// Concurrency and rate recommended when no Graph connection is configured: agent delivery
+/// only writes to the gateway's own store.
+const AGENT_ONLY_LIMITS: (u32, f64) = (8, 50.0);
+
+/// Intune-managed and agent-registered physical Windows devices.
+#[derive(Debug)]
+pub struct PhysicalProvider {
+    name: String,
+    settings: PhysicalSettings,
+    intune: Option<(Arc<GraphClient>, IntuneDelivery)>,
+    agents: Arc<dyn AgentChannel>,
+    started: OnceCell<()>,
+}
+
+impl PhysicalProvider {
+    /// Creates the provider; nothing is sent until the first operation.
+    ///
+    /// # Errors
+    /// `invalid` when the configuration is invalid, with the key and the fix.
+    pub fn new(
+        name: &str,
+        config: PhysicalConfig,
+        agents: Arc<dyn AgentChannel>,
+    ) -> Result<Self, ProviderError> {
+        let settings = config
+            .build()
+            .map_err(|e| ProviderError::invalid(e.to_string()))?;
+        let intune = match &settings.graph {
+            Some(graph) => {
+                let client = Arc::new(GraphClient::new(
+                    name,
+                    graph.clone(),
+                    settings.protected_group_ids.clone(),
+                )?);
+                let delivery = IntuneDelivery::new(client.clone(), settings.delivery.clone());
+                Some((client, delivery))
+            }
+            None => None,
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            settings,
+            intune,
+            agents,
+            started: OnceCell::new(),
+        })
+    }
+
+    /// Returns the Graph client, when Intune is configured.
+    pub fn client(&self) -> Option<&GraphClient> {
+        self.intune.as_ref().map(|(client, _)| client.as_ref())
+    }
+
+    /// Protects the groups of Windows 365 provisioning policies once, before any write. A
+    /// tenant without Windows 365 (403 or 404 on the policies) keeps the configured list.
+    async fn start(&self) -> ProviderResult<()> {
+        let Some((client, _)) = &self.intune else {
+            return Ok(());
+        };
+        self.started
+            .get_or_try_init(|| async {
+                match client.protect_provisioning_groups().await {
+                    Ok(_) => Ok(()),
+                    Err(error)
+                        if matches!(error.kind, ErrorKind::Forbidden | ErrorKind::NotFound) =>
+                    {
+                        tracing::warn!(
+                            provider = %self.name,
+                            error = %error,
+                            "Provisioning policies cannot be read; only the configured \
+                             protected groups are protected."
+                        );
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                }
+            })
+            .await
+            .copied()
+    }
+
+    async fn devices(&self, target: &str) -> ProviderResult<(String, Vec<Device>)> {
+        let rule = inventory::find_rule(&self.settings, target)?;
+        self.start().await?;
+        let client = self.client();
+        let all =
+            inventory::devices(client, self.agents.as_ref(), &self.name, &self.settings).await?;
+        let devices = all.into_iter().filter(|d| d.matches(rule)).collect();
+        Ok((rule.id.clone(), devices))
+    }
+
+    fn delivery(&self) -> ProviderResult<&IntuneDelivery> {
+        self.intune.as_ref().map(|(_, d)| d).ok_or_else(|| {
+            ProviderError::internal("an Intune device was listed without a Graph connection")
+        })
+    }
+
+    async fn place_version(&self, request: &PlaceRequest) -> ProviderResult<PlaceOutcome> {
+        let container = &request.container;
+        validate_identifier("container.id", &container.id)
+            .map_err(|e| ProviderError::invalid(e.to_string()))?;
+        validate_version(&container.version).map_err(|e| ProviderError::invalid(e.to_string()))?;
+        let (_, devices) = self.devices(&request.target).await?;
+        let reports = self.agents.reports(&self.name, &container.id).await?;
+
+        let mut results = HashMap::new();
+        let mut intune = Vec::new();
+        for id in &request.machines {
+            let Some(device) = devices.iter().find(|d| d.id == *id) else {
+                let error = ProviderError::not_found(format!("device {id} is not in this group"));
+                results.insert(id.clone(), MachineResult::Failed(error.to_body()));
+                continue;
+            };
+            if let Some(reason) = device.state.exclusion_reason() {
+                results.insert(id.clone(), MachineResult::Excluded(reason));
+                continue;
+            }
+            if let (Delivery::Intune, Some(graph)) = (device.delivery, &device.graph) {
+                intune.push(graph.clone());
+                continue;
+            }
+            let set = self
+                .agents
+                .set_desired(&self.name, id, container, request.activation)
+                .await;
+            let result = match set {
+                Err(error) => MachineResult::Failed(error.to_body()),
+                Ok(()) if installed_version(&reports, id) == Some(&container.version) => {
+                    MachineResult::Applied
+                }
+                Ok(()) => MachineResult::Accepted,
+            };
+            results.insert(id.clone(), result);
+        }
+
+        let mut outcome = PlaceOutcome::default();
+        if !intune.is_empty() {
+            let delivered = self.delivery()?.place(container, &intune).await?;
+            results.extend(delivered.results);
+            outcome.writes = delivered.writes;
+        }
+        outcome.machines = collect(&request.machines, results);
+        Ok(outcome)
+    }
+
+    async fn unplace_container(&self, request: &UnplaceRequest) -> ProviderResult<PlaceOutcome> {
+        let (_, devices) = self.devices(&request.target).await?;
+        let mut results = HashMap::new();
+        let mut intune = Vec::new();
+        for id in &request.machines {
+            let Some(device) = devices.iter().find(|d| d.id == *id) else {
+                let error = ProviderError::not_found(format!("device {id} is not in this group"));
+                results.insert(id.clone(), MachineResult::Failed(error.to_body()));
+                continue;
+            };
+            if let (Delivery::Intune, Some(graph)) = (device.delivery, &device.graph) {
+                intune.push(graph.clone());
+                continue;
+            }
+            let cleared = self
+                .agents
+                .clear_desired(&self.name, id, &request.container_id)
+                .await;
+            let result = match cleared {
+                Ok(()) => MachineResult::Accepted,
+                Err(error) => MachineResult::Failed(error.to_body()),
+            };
+            results.insert(id.clone(), result);
+        }
+        let mut outcome = PlaceOutcome::default();
+        if !intune.is_empty() {
+            let delivered = self
+                .delivery()?
+                .unplace(&request.container_id, &intune)
+                .await?;
+            results.extend(delivered.results);
+            outcome.writes = delivered.writes;
+        }
+        outcome.machines = collect(&request.machines, results);
+        Ok(outcome)
+    }
+}
+
+fn installed_version<'a>(reports: &'a [AgentReport], machine: &str) -> Option<&'a String> {
+    reports
+        .iter()
+        .find(|r| r.machine == machine && r.state == AgentContainerState::Installed)
+        .map(|r| &r.version)
+}
+
+fn collect(order: &[String], mut results: HashMap<String, MachineResult>) -> Vec<MachineOutcome> {
+    order
+        .iter()
+        .map(|id| MachineOutcome {
+            machine: id.clone(),
+            result: results.remove(id).unwrap_or_else(|| {
+                let error =
+                    ProviderError::internal(format!("no result was recorded for machine {id}"));
+                MachineResult::Failed(error.to_body())
+            }),
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Provider for PhysicalProvider {
+    fn describe(&self) -> Description {
+        let (concurrency, requests_per_second) = match &self.settings.graph {
+            Some(graph) => (graph.concurrency, graph.requests_per_second),
+            None => AGENT_ONLY_LIMITS,
+        };
+        let mut capabilities = vec![Capability::AgentPlacement];
+        if self.intune.is_some() {
+            capabilities.extend([Capability::PublishApp, Capability::Batch]);
+        }
+        Description {
+            kind: "physical".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            capabilities,
+            limits: Limits {
+                concurrency,
+                requests_per_second,
+                max_batch: MAX_BATCH,
+            },
+        }
+    }
+
+    async fn check(&self) -> ProviderResult<Health> {
+        let span = tracing::info_span!("physical", provider = %self.name, op = "check");
+        async {
+            self.start().await?;
+            let agents = self.agents.machines(&self.name).await?.len();
+            let detail = match self.client() {
+                Some(client) => format!(
+                    "authenticated to Microsoft Graph; {agents} agent devices registered; {} \
+                     protected groups",
+                    client.protected_groups().len()
+                ),
+                None => format!("agent delivery only; {agents} agent devices registered"),
+            };
+            Ok(Health {
+                status: HealthStatus::Ok,
+                detail,
+                checked_at: Utc::now(),
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn list_targets(&self) -> ProviderResult<Vec<Target>> {
+        self.start().await?;
+        let all = inventory::devices(
+            self.client(),
+            self.agents.as_ref(),
+            &self.name,
+            &self.settings,
+        )
+        .await?;
+        Ok(self
+            .settings
+            .device_groups
+            .iter()
+            .map(|rule| {
+                let count = all.iter().filter(|d| d.matches(rule)).count() as u64;
+                inventory::to_target(rule, Some(count))
+            })
+            .collect())
+    }
+
+    async fn list_machines(
+        &self,
+        target: &str,
+        _cursor: Option<String>,
+    ) -> ProviderResult<Page<Machine>> {
+        let (id, devices) = self.devices(target).await?;
+        Ok(Page {
+            items: devices.iter().map(|d| d.to_machine(&id)).collect(),
+            next_cursor: None,
+        })
+    }
+
+    async fn observe(&self, target: &str, container_id: &str) -> ProviderResult<Vec<Observation>> {
+        let (_, devices) = self.devices(target).await?;
+        let versions = if devices.iter().any(|d| d.delivery == Delivery::Intune) {
+            self.delivery()?.observe(container_id).await?
+        } else {
+            HashMap::new()
+        };
+        let reports = self.agents.reports(&self.name, container_id).await?;
+        Ok(devices
+            .iter()
+            .map(|d| {
+                let version = match d.delivery {
+                    Delivery::Agent => installed_version(&reports, &d.id).cloned(),
+                    Delivery::Intune => d
+                        .graph
+                        .as_ref()
+                        .and_then(|g| g.aad_device_id.as_ref())
+                        .and_then(|aad| versions.get(&aad.to_ascii_lowercase()).cloned()),
+                };
+                Observation {
+                    machine: d.id.clone(),
+                    version,
+                }
+            })
+            .collect())
+    }
+
+    async fn publish(&self, target: &str, container: &Container) -> ProviderResult<Publication> {
+        validate_identifier("container.id", &container.id)
+            .map_err(|e| ProviderError::invalid(e.to_string()))?;
+        validate_version(&container.version).map_err(|e| ProviderError::invalid(e.to_string()))?;
+        let span = tracing::info_span!("physical", provider = %self.name, op = "publish", target);
+        async {
+            let (_, devices) = self.devices(target).await?;
+            // Agent devices need no broker object; Intune devices need the group and app.
+            if devices.iter().all(|d| d.delivery == Delivery::Agent) {
+                return Ok(Publication::default());
+            }
+            self.delivery()?.publish(container).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn unpublish(
+        &self,
+        target: &str,
+        container: &ContainerRef,
+    ) -> ProviderResult<Publication> {
+        inventory::find_rule(&self.settings, target)?;
+        self.start().await?;
+        match &self.intune {
+            Some((_, delivery)) => delivery.unpublish(container).await,
+            None => Ok(Publication::default()),
+        }
+    }
+
+    async fn place(&self, request: &PlaceRequest) -> ProviderResult<PlaceOutcome> {
+        let span = tracing::info_span!(
+            "physical",
+            provider = %self.name,
+            op = "place",
+            target = %request.target,
+            container = %request.container.reference()
+        );
+        self.place_version(request).instrument(span).await
+    }
+
+    async fn unplace(&self, request: &UnplaceRequest) -> ProviderResult<PlaceOutcome> {
+        let span = tracing::info_span!(
+            "physical",
+            provider = %self.name,
+            op = "unplace",
+            target = %request.target,
+            container = %request.container_id
+        );
+        self.unplace_container(request).instrument(span).await
+    }
+}

@@ -1,0 +1,198 @@
+//! Physical endpoint behaviour against a wiremock server with Graph v1.0 `managedDevice`
+//! payloads: non-Windows devices and Cloud PCs are left out, non-compliant devices are
+//! excluded, agent-first devices go through the agent, and agent-only providers need no Graph.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use vdi_contracts::{
+    Activation, Container, HealthStatus, Launch, MachineResult, MachineState, MemoryAgentChannel,
+    PlaceRequest, Provider,
+};
+use vdi_physical::{PhysicalConfig, PhysicalProvider};
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+
+fn container() -> Container {
+    Container {
+        id: "epic-hyperspace".into(),
+        version: "2024.3.1".into(),
+        display_name: None,
+        launch: Launch {
+            executable: "C:\\Program Files\\Numecent\\Cloudpaging Player\\JukeboxPlayer.exe".into(),
+            arguments: None,
+            working_directory: None,
+        },
+    }
+}
+
+fn managed(id: &str, name: &str, os: &str, compliance: &str, model: &str) -> Value {
+    json!({
+        "id": id,
+        "deviceName": name,
+        "operatingSystem": os,
+        "osVersion": "10.0.26100.2314",
+        "complianceState": compliance,
+        "azureADDeviceId": format!("aad-{id}"),
+        "model": model,
+        "userPrincipalName": "nurse1@hosp.example",
+        "lastSyncDateTime": "2024-11-05T10:00:00Z",
+    })
+}
+
+async fn server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "expires_in": 3599, "access_token": "physical-access-token",
+        })))
+        .mount(&server)
+        .await;
+    // A tenant without Windows 365 returns 403 on provisioning policies.
+    Mock::given(method("GET"))
+        .and(path(
+            "/v1.0/deviceManagement/virtualEndpoint/provisioningPolicies",
+        ))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"error": {
+            "code": "Forbidden", "message": "No Windows 365 licence.",
+            "innerError": {"request-id": "f0f0f0f0-0000-4000-8000-000000000403"}}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/deviceManagement/managedDevices"))
+        .and(query_param("$filter", "operatingSystem eq 'Windows'"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [
+            managed("md-1", "HOSP-LT-0001", "Windows", "compliant", "Latitude 7450"),
+            managed("md-2", "HOSP-LT-0002", "Windows", "noncompliant", "Latitude 7450"),
+            managed("md-3", "HOSP-LT-0003", "Windows", "compliant", "Latitude 7450"),
+            managed("md-4", "HOSP-LT-0004", "iOS", "compliant", "iPhone 15"),
+            managed("md-5", "CPC-nurse-ABCDE", "Windows", "compliant", "Cloud PC Enterprise 4vCPU/16GB/256GB"),
+        ]})))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn provider(
+    server: Option<&MockServer>,
+    agent_first: bool,
+) -> (PhysicalProvider, Arc<MemoryAgentChannel>) {
+    let mut raw = json!({
+        "device_groups": [{"id": "laptops", "name_prefix": "HOSP-LT-"}],
+        "agent_first": agent_first,
+    });
+    if let Some(server) = server {
+        raw["graph"] = json!({
+            "tenant_id": TENANT,
+            "client_id": "gateway-app",
+            "client_secret": "physical-wiremock-secret",
+            "token_url": format!("{}/{TENANT}/oauth2/v2.0/token", server.uri()),
+            "graph_base_url": server.uri(),
+            "requests_per_second": 1000.0,
+            "allow_plain_http_loopback": true,
+        });
+    }
+    let config: PhysicalConfig = serde_json::from_value(raw).expect("config parses");
+    let agent = Arc::new(MemoryAgentChannel::default());
+    let provider = PhysicalProvider::new("physical-test", config, agent.clone()).expect("builds");
+    (provider, agent)
+}
+
+fn place(machines: &[&str]) -> PlaceRequest {
+    PlaceRequest {
+        target: "laptops".into(),
+        container: container(),
+        machines: machines.iter().map(|m| (*m).to_owned()).collect(),
+        activation: Activation::NextLogon,
+    }
+}
+
+#[tokio::test]
+async fn only_windows_laptops_are_listed() {
+    let server = server().await;
+    let (provider, _agent) = provider(Some(&server), false);
+
+    let page = provider
+        .list_machines("laptops", None)
+        .await
+        .expect("listing");
+
+    let ids: Vec<&str> = page.items.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, vec!["md-1", "md-2", "md-3"]);
+    let noncompliant = page.items.iter().find(|m| m.id == "md-2").expect("listed");
+    assert_eq!(
+        noncompliant.state,
+        MachineState::Unknown("noncompliant".into())
+    );
+}
+
+#[tokio::test]
+async fn noncompliant_device_is_excluded() {
+    let server = server().await;
+    let (provider, _agent) = provider(Some(&server), false);
+
+    let outcome = provider.place(&place(&["md-2"])).await.expect("place");
+
+    assert!(matches!(
+        outcome.machines[0].result,
+        MachineResult::Excluded(_)
+    ));
+    assert!(outcome.writes.is_empty());
+}
+
+#[tokio::test]
+async fn agent_first_device_uses_agent() {
+    let server = server().await;
+    let (provider, agent) = provider(Some(&server), true);
+    agent.register("physical-test", "HOSP-LT-0003", BTreeMap::new());
+
+    let outcome = provider.place(&place(&["md-3"])).await.expect("place");
+
+    assert_eq!(outcome.machines[0].result, MachineResult::Accepted);
+    assert!(outcome.writes.is_empty());
+    let desired = agent.desired("physical-test", "md-3", "epic-hyperspace");
+    assert_eq!(desired.map(|c| c.version), Some("2024.3.1".to_owned()));
+}
+
+#[tokio::test]
+async fn agent_only_provider_needs_no_graph() {
+    let (provider, agent) = provider(None, false);
+    agent.register("physical-test", "HOSP-LT-0100", BTreeMap::new());
+    agent.register("physical-test", "WARD-PC-0001", BTreeMap::new());
+
+    let health = provider.check().await.expect("check");
+    let page = provider
+        .list_machines("laptops", None)
+        .await
+        .expect("listing");
+    let outcome = provider
+        .place(&place(&["HOSP-LT-0100"]))
+        .await
+        .expect("place");
+    agent.install_all();
+    let observed = provider
+        .observe("laptops", "epic-hyperspace")
+        .await
+        .expect("observe");
+
+    assert_eq!(health.status, HealthStatus::Ok);
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(outcome.machines[0].result, MachineResult::Accepted);
+    assert_eq!(observed[0].version.as_deref(), Some("2024.3.1"));
+}
+
+#[tokio::test]
+async fn unknown_group_is_not_found() {
+    let (provider, _agent) = provider(None, false);
+
+    let error = provider
+        .list_machines("no-such-group", None)
+        .await
+        .expect_err("unknown");
+
+    assert_eq!(error.kind, vdi_contracts::ErrorKind::NotFound);
+}
