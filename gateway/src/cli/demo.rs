@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use broker_sim::agent::{AgentFleet, AgentFleetConfig};
 use broker_sim::citrix::{CitrixSim, CitrixSimConfig, Fleet};
+use broker_sim::graph::{GraphFleet, GraphSim, GraphSimConfig};
 use broker_sim::horizon::{HorizonFleet, HorizonSim, HorizonSimConfig};
 use serde_json::{json, Value};
 
-use super::harness::{add_horizon, gateway_config, ControlPlane, DEMO_AGENT_TOKEN, DEMO_TOKEN};
+use super::harness::{
+    add_graph, add_horizon, gateway_config, ControlPlane, DEMO_AGENT_TOKEN,
+    DEMO_PHYSICAL_AGENT_TOKEN, DEMO_TOKEN, DEMO_W365_AGENT_TOKEN,
+};
 use crate::server;
 
 /// Options of the demo.
@@ -72,10 +76,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("starting the Horizon simulator")?;
 
+    let mut graph_config = GraphSimConfig {
+        fleet: GraphFleet::Small,
+        ..GraphSimConfig::default()
+    };
+    graph_config.knobs.latency = Duration::from_millis(args.latency_ms);
+    let graph = GraphSim::start(graph_config)
+        .await
+        .context("starting the Microsoft Graph simulator")?;
+
     let directory = tempfile::tempdir().context("creating a temporary directory")?;
     let database = directory.path().join("gateway.db");
     let mut config = gateway_config(&sim, &format!("sqlite://{}", database.display()))?;
     add_horizon(&mut config, &horizon);
+    add_graph(&mut config, &graph);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the gateway to a loopback port")?;
@@ -98,6 +112,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         poll_interval: Duration::from_secs(1),
         ..AgentFleetConfig::default()
     });
+    // Windows 365 Business Cloud PCs have no Intune device, and some laptops are known only
+    // through their agent: both poll the gateway too.
+    let graph_snapshot = graph.snapshot();
+    let business: Vec<String> = graph_snapshot
+        .cloud_pcs
+        .iter()
+        .filter(|pc| pc.managed_device_id.is_none())
+        .map(|pc| pc.id.clone())
+        .collect();
+    let business_agents = AgentFleet::start(AgentFleetConfig {
+        gateway_url: gateway.base_url(),
+        token: DEMO_W365_AGENT_TOKEN.into(),
+        machines: business,
+        poll_interval: Duration::from_secs(1),
+        ..AgentFleetConfig::default()
+    });
+    let laptop_agents = AgentFleet::start(AgentFleetConfig {
+        gateway_url: gateway.base_url(),
+        token: DEMO_PHYSICAL_AGENT_TOKEN.into(),
+        machines: graph_snapshot.agent_only_laptops.clone(),
+        poll_interval: Duration::from_secs(1),
+        ..AgentFleetConfig::default()
+    });
+    // The physical provider lists agent-only laptops from their check-ins.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     println!("VDI broker gateway demo");
     println!(
@@ -112,11 +151,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let result = drive(&api, &args, started).await;
     let counters = sim.counters();
     let horizon_counters = horizon.counters();
+    let graph_counters = graph.counters();
     let outcome = match result {
         Ok(figures) => {
             print_table(&figures);
             println!();
-            for (name, counters) in [("Citrix", &counters), ("Horizon", &horizon_counters)] {
+            for (name, counters) in [
+                ("Citrix", &counters),
+                ("Horizon", &horizon_counters),
+                ("Graph", &graph_counters),
+            ] {
                 println!(
                     "{name} broker calls: {} in all ({} writes); calls to denied endpoints: {}",
                     counters.total,
@@ -124,15 +168,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     counters.denied.len()
                 );
             }
-            let agent_counters = agents.counters();
-            println!(
-                "agent polls: {} ({} unchanged, answered 304); agent reports: {}",
-                agent_counters.polls, agent_counters.not_modified, agent_counters.reports
-            );
+            for (name, fleet) in [
+                ("Horizon", &agents),
+                ("Windows 365 Business", &business_agents),
+                ("agent-only laptop", &laptop_agents),
+            ] {
+                let agent_counters = fleet.counters();
+                println!(
+                    "{name} agents: {} polls ({} unchanged, answered 304), {} reports",
+                    agent_counters.polls, agent_counters.not_modified, agent_counters.reports
+                );
+            }
             let denied: Vec<_> = counters
                 .denied
                 .iter()
                 .chain(&horizon_counters.denied)
+                .chain(&graph_counters.denied)
                 .collect();
             if denied.is_empty() {
                 Ok(())
@@ -153,9 +204,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }
     agents.stop().await;
+    business_agents.stop().await;
+    laptop_agents.stop().await;
     gateway.stop().await;
     sim.shutdown().await;
     horizon.shutdown().await;
+    graph.shutdown().await;
     outcome
 }
 
@@ -176,7 +230,12 @@ async fn drive(
         );
     }
     let mut chosen: Vec<(String, String)> = Vec::new();
-    for provider in ["citrix-demo", "horizon-demo"] {
+    for provider in [
+        "citrix-demo",
+        "horizon-demo",
+        "windows365-demo",
+        "physical-demo",
+    ] {
         let targets = api
             .get(&format!("/v1/providers/{provider}/targets"))
             .await?;

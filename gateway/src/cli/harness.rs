@@ -14,6 +14,49 @@ pub const DEMO_TOKEN: &str = "demo-operator-token";
 /// Agent token of the demo's Horizon machines.
 pub const DEMO_AGENT_TOKEN: &str = "demo-horizon-agent-token";
 
+/// Agent token of the demo's Windows 365 Business Cloud PCs.
+pub const DEMO_W365_AGENT_TOKEN: &str = "demo-windows365-agent-token";
+
+/// Agent token of the demo's agent-only laptops.
+pub const DEMO_PHYSICAL_AGENT_TOKEN: &str = "demo-physical-agent-token";
+
+/// Adds the Windows 365 provider `windows365-demo` and the physical-endpoint provider
+/// `physical-demo`, both on the Graph simulator, each with an agent token.
+pub fn add_graph(config: &mut GatewayConfig, sim: &broker_sim::graph::GraphSim) {
+    let sim_config = sim.config();
+    let graph = json!({
+        "tenant_id": sim_config.tenant_id,
+        "client_id": sim_config.client_id,
+        "client_secret": sim_config.client_secret,
+        "token_url": sim.token_url(),
+        "graph_base_url": sim.graph_base_url(),
+        "allow_plain_http_loopback": true,
+        "requests_per_second": 100.0,
+    });
+    config.providers.push(ProviderConfig {
+        name: "windows365-demo".into(),
+        kind: "windows365".into(),
+        environment: "prod".into(),
+        enabled: true,
+        agent_token: Some(SecretString::from(DEMO_W365_AGENT_TOKEN)),
+        settings: json!({"graph": graph}),
+    });
+    config.providers.push(ProviderConfig {
+        name: "physical-demo".into(),
+        kind: "physical".into(),
+        environment: "prod".into(),
+        enabled: true,
+        agent_token: Some(SecretString::from(DEMO_PHYSICAL_AGENT_TOKEN)),
+        settings: json!({
+            "graph": graph,
+            "device_groups": [
+                {"id": "ward-laptops", "name": "Ward laptops (Intune)", "name_prefix": "HOSP-LT-"},
+                {"id": "agent-laptops", "name": "Agent laptops", "name_prefix": "HOSP-AG-"},
+            ],
+        }),
+    });
+}
+
 /// Adds a Horizon provider, named `horizon-demo`, pointing at the simulator, with an agent
 /// token for the agent fleet.
 pub fn add_horizon(config: &mut GatewayConfig, sim: &broker_sim::horizon::HorizonSim) {
