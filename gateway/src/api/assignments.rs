@@ -115,7 +115,7 @@ pub async fn put(
 }
 
 /// Rejects targets whose provider is not configured or that the provider does not offer.
-async fn check_targets(state: &AppState, spec: &AssignmentSpec) -> Result<(), ApiError> {
+pub(super) async fn check_targets(state: &AppState, spec: &AssignmentSpec) -> Result<(), ApiError> {
     let registry = state.engine.registry();
     for target in &spec.targets {
         let Some(entry) = registry.get(&target.provider) else {

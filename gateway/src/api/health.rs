@@ -23,16 +23,24 @@ pub async fn liveness() -> Json<serde_json::Value> {
 pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
     let store = match state.store.ping().await {
         Ok(()) => json!({"status": "ok"}),
-        Err(error) => json!({"status": "unreachable", "detail": error.to_string()}),
+        Err(error) => {
+            tracing::warn!(error = %error, "Readiness check: the store does not respond.");
+            json!({"status": "unreachable"})
+        }
     };
     let mut providers = serde_json::Map::new();
     let mut initialised = true;
     for entry in state.engine.registry().all() {
         let health = entry.health().await;
         initialised &= health.is_some();
+        // Only the status: details (site names, account names, error texts) are for
+        // authenticated callers of GET /v1/providers, and this endpoint needs no token.
         providers.insert(
             entry.name.clone(),
-            health.map_or(json!({"status": "not checked yet"}), |h| json!(h)),
+            health.map_or(
+                json!({"status": "not checked yet"}),
+                |h| json!({"status": h.status, "checked_at": h.checked_at}),
+            ),
         );
     }
     let ready = store["status"] == "ok" && initialised;

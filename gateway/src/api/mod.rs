@@ -85,12 +85,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readiness))
         .route("/metrics", get(health::metrics))
         .nest("/v1", v1)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
+        // Authentication runs only for requests that match a route, so an unknown path is a
+        // 404 and not a misleading 401 or 403.
+        .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(BodyLimit(limit)))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())

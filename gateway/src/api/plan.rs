@@ -38,5 +38,7 @@ pub async fn plan(
     let spec: AssignmentSpec = serde_json::from_value(body)
         .map_err(|e| ApiError::invalid(format!("invalid plan body: {e}")))?;
     spec.validate().map_err(ApiError::invalid)?;
+    // The same checks as PUT, so a plan for an unknown provider or target fails the same way.
+    super::assignments::check_targets(&state, &spec).await?;
     Ok(Json(state.engine.plan(&id, &spec).await?))
 }

@@ -704,3 +704,52 @@ async fn environment_rollback_reverts_every_assignment() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn unknown_route_is_404_not_403() {
+    let (app, _) = app().await;
+    let (status, body, _) = call(
+        &app,
+        Method::DELETE,
+        "/v1/providers",
+        Some(OPERATOR),
+        None,
+        None,
+    )
+    .await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _, _) = call(
+        &app,
+        Method::PUT,
+        "/v1/nothing-here",
+        Some(OPERATOR),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = call(&app, Method::GET, "/v1/providers", None, None, None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "known routes still need a token"
+    );
+}
+
+#[tokio::test]
+async fn plan_with_unknown_provider_is_422() {
+    let (app, _) = app().await;
+    let mut value = body("1.0");
+    value["assignment_id"] = json!("a1");
+    value["targets"][0]["provider"] = json!("citrix-cloud");
+    let (status, body, _) = call(
+        &app,
+        Method::POST,
+        "/v1/plan",
+        Some(OPERATOR),
+        Some(value.to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}

@@ -196,7 +196,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         Err(error) => Err(error),
     };
     if args.keep_running && outcome.is_ok() {
-        println!("Gateway and simulator keep running; press Ctrl-C to stop.");
+        println!("The gateway and the simulators keep running; press Ctrl-C to stop.");
         println!(
             "  export VDIGW_SERVER={} VDIGW_TOKEN={DEMO_TOKEN}",
             gateway.base_url()

@@ -252,6 +252,7 @@ impl Engine {
             }
             return Ok(());
         }
+        self.withdraw_dropped_targets(&assignment).await?;
         if assignment.state == AssignmentState::Pending {
             self.store
                 .set_wave(&assignment.id, assignment.revision, 0)
@@ -505,6 +506,56 @@ impl Engine {
                     .set_wave(&assignment.id, assignment.revision, next)
                     .await?;
                 self.wake();
+            }
+        }
+        Ok(())
+    }
+
+    /// Withdraws the container from targets an earlier revision had and the current one
+    /// dropped, so a narrowed assignment does not leave machines with an unmanaged version.
+    async fn withdraw_dropped_targets(&self, assignment: &Assignment) -> Result<(), EngineError> {
+        let dropped: Vec<vdi_contracts::TargetRef> = self
+            .store
+            .target_statuses(&assignment.id)
+            .await?
+            .into_iter()
+            .filter(|status| status.state != "removed")
+            .filter(|status| {
+                !assignment
+                    .spec
+                    .targets
+                    .iter()
+                    .any(|t| t.provider == status.provider && t.target == status.target)
+            })
+            .map(|status| vdi_contracts::TargetRef {
+                provider: status.provider,
+                target: status.target,
+            })
+            .collect();
+        for target in dropped {
+            if !self.lease(assignment, &target).await? {
+                continue;
+            }
+            match self.remove_target(assignment, &target).await? {
+                None => {
+                    tracing::info!(
+                        assignment = %assignment.id, provider = %target.provider,
+                        target = %target.target,
+                        "Withdrew the container from a target the assignment no longer names."
+                    );
+                    self.store
+                        .append_event(
+                            &assignment.id,
+                            "target.withdrawn",
+                            &serde_json::json!({"provider": target.provider, "target": target.target}),
+                        )
+                        .await?;
+                }
+                Some(reason) => tracing::warn!(
+                    assignment = %assignment.id, provider = %target.provider,
+                    target = %target.target, reason = %reason,
+                    "Withdrawing the container from a dropped target is not finished."
+                ),
             }
         }
         Ok(())

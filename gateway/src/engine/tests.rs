@@ -493,3 +493,52 @@ async fn pause_between_waves_uses_clock() {
     passes(&engine, 2).await;
     assert_eq!(store.progress("a1").await.unwrap().0.applied, 10);
 }
+
+#[tokio::test]
+async fn dropped_target_is_withdrawn() {
+    let store = testing::sqlite().await;
+    let first = Arc::new(MemoryProvider::new(3, 0));
+    let second = Arc::new(MemoryProvider::new(2, 0));
+    let registry = Registry::new(vec![
+        ProviderEntry::new(
+            "mem",
+            "memory",
+            "test",
+            ProviderSource::Builtin,
+            first.clone(),
+        ),
+        ProviderEntry::new(
+            "mem2",
+            "memory",
+            "test",
+            ProviderSource::Builtin,
+            second.clone(),
+        ),
+    ])
+    .unwrap();
+    let engine = Engine::new(store.clone(), Arc::new(registry), EngineSettings::default());
+    let mut both = spec("1.0", Activation::Immediate, RolloutPolicy::default());
+    both.targets.push(TargetRef {
+        provider: "mem2".into(),
+        target: "EHR Clinicians".into(),
+    });
+    store.put_assignment("a1", &both, "cp").await.unwrap();
+    passes(&engine, 2).await;
+    assert_eq!(store.progress("a1").await.unwrap().0.applied, 5);
+
+    let one = spec("1.0", Activation::Immediate, RolloutPolicy::default());
+    store.put_assignment("a1", &one, "cp").await.unwrap();
+    passes(&engine, 2).await;
+    assert!(
+        second.with(|s| s.machines.values().all(|m| m.containers.is_empty())),
+        "machines of the dropped target keep the container"
+    );
+    assert!(
+        second.with(|s| s.published.is_empty()),
+        "the dropped target keeps its objects"
+    );
+    let (progress, per_target) = store.progress("a1").await.unwrap();
+    assert_eq!(progress.total, 3, "progress counts only the named targets");
+    assert_eq!(per_target.len(), 1);
+    assert_eq!(state(&store, "a1").await, AssignmentState::Converged);
+}
