@@ -19,7 +19,7 @@ pub enum ErrorKind {
     Forbidden,
     /// The broker throttled the gateway.
     RateLimited,
-    /// The broker could not be reached or answered with a server error.
+    /// The broker could not be reached or returned a server error.
     Unavailable,
     /// The broker refused the change because of its current state.
     Conflict,
@@ -47,7 +47,7 @@ impl ErrorKind {
         }
     }
 
-    /// Returns whether errors of this kind are retryable unless the provider says otherwise.
+    /// Returns whether errors of this kind are retryable unless the provider sets the flag otherwise.
     pub fn default_retryable(self) -> bool {
         matches!(self, ErrorKind::RateLimited | ErrorKind::Unavailable)
     }
@@ -65,7 +65,7 @@ impl std::fmt::Display for ErrorKind {
 pub struct ProviderError {
     /// Class of failure.
     pub kind: ErrorKind,
-    /// What failed, on which value, and what to do next.
+    /// Message naming the failed operation, the value and the next step.
     pub message: String,
     /// Whether the same call may succeed later.
     pub retryable: bool,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// Maximum length of an identifier chosen by the control plane.
 pub const MAX_IDENTIFIER_LEN: usize = 128;
 
-/// Maximum length of a container version string; versions end up inside broker tag and object
+/// Maximum length of a container version string. Versions end up inside broker tag and object
 /// names, which several brokers cap at 64 characters or a little more.
 pub const MAX_VERSION_LEN: usize = 64;
 
@@ -88,7 +88,7 @@ fn check_charset(
     Ok(())
 }
 
-/// How the player on a machine starts a container version.
+/// Command line with which the player on a machine starts a container version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Launch {
@@ -151,7 +151,7 @@ impl fmt::Display for ContainerRef {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
-    /// Change only machines with no session at all, so no running or disconnected session sees
+    /// Change only machines with no session at all, so no running or disconnected session gets
     /// the change before its next logon.
     NextLogon,
     /// Change a machine once it has no active session; disconnected sessions do not block.
@@ -438,7 +438,7 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Which version of a container a machine has now, as the broker shows it.
+/// Version of a container that a machine has now, as the broker shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     /// Machine id.
@@ -478,7 +478,7 @@ pub struct PlannedRequest {
     pub path: String,
     /// How many such requests the run makes.
     pub count: u64,
-    /// How the requests travel when they are grouped, for example `in 3 $batch requests`.
+    /// Grouping of the requests, for example `in 3 $batch requests`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
     /// Whether these requests travel inside batch requests listed separately, so they add no
@@ -521,7 +521,7 @@ pub struct UnplaceRequest {
     pub machines: Vec<String>,
 }
 
-/// What happened to one machine of a place or unplace request.
+/// Result for one machine of a place or unplace request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "result", content = "detail")]
 pub enum MachineResult {
@@ -572,7 +572,7 @@ pub struct ProviderErrorBody {
 pub struct Health {
     /// Overall status.
     pub status: HealthStatus,
-    /// What the check found, for an operator.
+    /// Finding of the check, for an operator.
     pub detail: String,
     /// When the check ran.
     pub checked_at: DateTime<Utc>,

@@ -46,7 +46,7 @@ pub mod capability {
     pub const CANCEL: &str = "cancel";
 }
 
-/// What a plugin library is, returned by the `describe` entry of its vtable.
+/// Description of a plugin library, returned by the `describe` entry of its vtable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginDescription {
     /// ABI major the plugin was built for.
@@ -103,7 +103,7 @@ pub struct Request {
 /// A response envelope: `{id, ok}` or `{id, error: {kind, message, retryable}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
-    /// Id of the request this answers.
+    /// Id of the request this response belongs to.
     pub id: u64,
     /// Result on success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,7 +179,7 @@ pub struct InitParams {
 /// Result of `init`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InitResult {
-    /// What the new instance is and can do; the host caches it for `Provider::describe`.
+    /// Description of the new instance, which the host caches for `Provider::describe`.
     pub description: Description,
 }
 

@@ -25,18 +25,18 @@ impl AbiStr {
     /// Copies the viewed bytes.
     ///
     /// The other side of the ABI guarantees that `ptr` points at `len` readable bytes for the
-    /// duration of the call that passed this view; this function must only be called inside it.
+    /// duration of the call that passed this view. Call this function only inside that call.
     pub(crate) fn to_vec(self) -> Vec<u8> {
         if self.ptr.is_null() || self.len == 0 {
             return Vec::new();
         }
-        // SAFETY: the ABI contract says a non-null `ptr` points at `len` initialised bytes that
+        // SAFETY: by the ABI contract, a non-null `ptr` points at `len` initialised bytes that
         // stay valid until the call that passed this view returns, and this copy runs inside it.
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }.to_vec()
     }
 }
 
-/// Bytes the plugin allocated and handed to the host; the host copies them and gives the buffer
+/// Bytes the plugin allocated and handed to the host. The host copies them and gives the buffer
 /// back through [`PluginVTable::free_buffer`], so the plugin's allocator frees them.
 #[repr(C)]
 #[derive(Debug)]
@@ -139,7 +139,7 @@ pub type LogFn = extern "C" fn(
 /// Delivers the JSON response envelope of request `id` to the host, from any plugin thread.
 pub type CompleteFn = extern "C" fn(context: *const c_void, id: u64, response: AbiStr);
 
-/// What the host offers a plugin. The host keeps it alive for the life of the process.
+/// Functions the host offers a plugin. The host keeps it alive for the life of the process.
 #[repr(C)]
 #[derive(Debug)]
 pub struct HostVTable {
@@ -157,7 +157,7 @@ pub struct HostVTable {
     pub complete: CompleteFn,
 }
 
-/// What a plugin offers the host, returned by the entry symbol.
+/// Functions a plugin offers the host, returned by the entry symbol.
 #[repr(C)]
 #[derive(Debug)]
 pub struct PluginVTable {
@@ -187,9 +187,9 @@ pub type EntryFn = extern "C" fn(host: Option<&'static HostVTable>) -> *const Pl
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HostRef(pub(crate) &'static HostVTable);
 
-// SAFETY: the host vtable is immutable after the entry call, its function pointers may be
-// called from any thread (the ABI requires hosts to make `log` and `complete` thread-safe), and
-// `context` is only passed back to those functions, never dereferenced by the plugin.
+// SAFETY: the host vtable is immutable after the entry call. Its function pointers may be
+// called from any thread, because the ABI requires hosts to make `log` and `complete`
+// thread-safe. `context` is only passed back to those functions and never dereferenced here.
 unsafe impl Send for HostRef {}
 // SAFETY: as for `Send`: shared access only reads immutable fields.
 unsafe impl Sync for HostRef {}

@@ -14,12 +14,12 @@ use super::error::ApiError;
 use super::AppState;
 use crate::model::AssignmentState;
 
-/// `GET /healthz`: the process answers.
+/// `GET /healthz`: the process responds.
 pub async fn liveness() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store answers and every provider has been checked once.
+/// `GET /readyz`: the store responds and every provider has been checked once.
 pub async fn readiness(State(state): State<Arc<AppState>>) -> Response {
     let store = match state.store.ping().await {
         Ok(()) => json!({"status": "ok"}),

@@ -1,7 +1,7 @@
 //! The control-plane HTTP API.
 //!
-//! Every `/v1` route except the agent channel and the OpenAPI document needs a bearer token;
-//! errors share one body shape; request bodies are limited in size.
+//! Every `/v1` route except the agent channel and the OpenAPI document needs a bearer token.
+//! Errors share one body shape, and request bodies are limited in size.
 
 mod agent;
 mod assignments;
@@ -30,7 +30,7 @@ pub use auth::{ApiToken, Role};
 use error::ApiError;
 use json::BodyLimit;
 
-/// What every handler shares.
+/// State every handler shares.
 #[derive(Debug)]
 pub struct AppState {
     /// The store.

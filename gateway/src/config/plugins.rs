@@ -9,13 +9,13 @@ use serde::Deserialize;
 /// Default seconds a plugin call may take before the gateway gives up on it.
 const DEFAULT_CALL_TIMEOUT_SECONDS: u64 = 300;
 
-/// How a plugin library runs.
+/// Isolation mode of a plugin library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
     /// Loaded into the gateway process: fastest, but a crash in the plugin stops the gateway.
     InProcess,
     /// Loaded by a child process (`vdi-gateway plugin-host`) that speaks the same envelopes
-    /// over stdio; a crash or hang costs only that plugin's calls until the child restarts.
+    /// over stdio. A crash or hang costs only that plugin's calls until the child restarts.
     Process,
 }
 
@@ -32,7 +32,7 @@ impl Isolation {
 /// Plugin settings (`[plugins]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PluginsConfig {
-    /// Directory that holds the plugin libraries; the gateway loads nothing from elsewhere.
+    /// Directory of the plugin libraries. The gateway loads nothing from elsewhere.
     /// Default none, which is only valid when no library is listed.
     pub directory: Option<PathBuf>,
     /// Libraries to load (`[[plugins.libraries]]`), in file order.
@@ -47,7 +47,7 @@ pub struct PluginLibraryConfig {
     /// Expected SHA-256 of the file as 64 lowercase hex digits (what `sha256sum` prints).
     /// Default none: any file at that path loads, and the gateway warns at startup.
     pub sha256: Option<String>,
-    /// How the library runs. Default `in_process`.
+    /// Isolation mode. Default `in_process`.
     pub isolation: Isolation,
     /// Time one call may take before it fails and, in `process` isolation, the child restarts.
     /// Default 300 s: longer than the shared HTTP client's 120 s retry deadline, so a slow

@@ -21,7 +21,7 @@ pub struct PlannedMachine {
     /// Wave (0 first) that changes it, for machines that change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wave: Option<usize>,
-    /// Why it is deferred or excluded.
+    /// Reason it is deferred or excluded.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
@@ -55,7 +55,7 @@ pub struct TargetPlan {
     pub requests_per_second: f64,
     /// Provider's configured concurrency.
     pub concurrency: u32,
-    /// Why this target cannot be planned, if it cannot.
+    /// Reason this target cannot be planned, when it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -68,7 +68,7 @@ pub struct Plan {
     pub assignment_id: String,
     /// Per target.
     pub targets: Vec<TargetPlan>,
-    /// Why the rollout would wait now (closed window or freeze), if it would.
+    /// Reason the rollout would wait now (closed window or freeze), when it would.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<String>,
     /// Estimated seconds for the whole rollout: targets run in parallel, waves in sequence

@@ -1,6 +1,6 @@
 //! [`PluginProvider`]: the [`Provider`] trait over a plugin transport, so the engine treats a
-//! plugin's broker like a built-in one; and [`UnavailableProvider`], which stands in for a
-//! provider whose plugin was refused.
+//! plugin's broker like a built-in one; and [`UnavailableProvider`], which replaces a
+//! provider whose plugin was rejected.
 
 use std::sync::Arc;
 

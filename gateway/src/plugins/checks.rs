@@ -2,9 +2,9 @@
 //! symbolic link may not lead out of it. It and the directory are owned by the gateway's user
 //! (or root) and not writable by group or others. Its SHA-256 matches the configured pin.
 //!
-//! The checks read the file through one open descriptor, and on Linux the library is then
-//! loaded through `/proc/self/fd/N` of that descriptor, so the bytes that were hashed are the
-//! bytes that are loaded even if someone replaces the file in between. That descriptor stays
+//! The checks read the file through one open descriptor. On Linux the library is then loaded
+//! through `/proc/self/fd/N` of that descriptor, so the bytes that were hashed are the bytes
+//! that are loaded, even if someone replaces the file in between. That descriptor stays
 //! open for the life of the process: the dynamic loader remembers a library by the name it was
 //! opened with, so a reused descriptor number would make it return the earlier library.
 

@@ -56,7 +56,7 @@ pub async fn run(command: PluginsCommand) -> anyhow::Result<()> {
             print!("{}", format_list(&set));
             if !set.refused().is_empty() {
                 anyhow::bail!(
-                    "{} of the configured plugin libraries were refused; see the reasons above",
+                    "{} of the configured plugin libraries were rejected; see the reasons above",
                     set.refused().len()
                 );
             }

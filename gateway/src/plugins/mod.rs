@@ -170,7 +170,7 @@ pub async fn load_all(config: &PluginsConfig, options: &LoadOptions) -> PluginSe
                 set.loaded.push(plugin);
             }
             Err(refusal) => {
-                tracing::error!(file = %refusal.path.display(), reason = %refusal.reason, "Plugin library refused.");
+                tracing::error!(file = %refusal.path.display(), reason = %refusal.reason, "Plugin library rejected.");
                 set.refused.push(refusal);
             }
         }

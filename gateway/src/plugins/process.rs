@@ -36,7 +36,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// First restart delay; it doubles with each crash in a row, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
-/// Longest restart delay.
+/// Maximum restart delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A child that ran this long before it stopped counts as healthy, and resets the backoff.
@@ -359,7 +359,7 @@ async fn send(
         ))
     };
     // The exit watcher records the reason before it clears the pending calls, so a call
-    // registered after that clear sees the reason here instead of waiting for the timeout.
+    // registered after that clear finds the reason here instead of waiting for the timeout.
     if connection.exit_reason.get().is_some() || connection.writer.send(line).is_err() {
         lock(&connection.pending).remove(&id);
         return Err(exited());

@@ -16,7 +16,7 @@ use crate::client::BrokerClient;
 pub struct Token {
     /// The token itself; never logged.
     pub secret: SecretString,
-    /// Expiry, when the issuer said; `None` means "until the broker answers 401".
+    /// Expiry, when the issuer gave one. `None` means "until the broker returns 401".
     pub expires_at: Option<Instant>,
 }
 

@@ -65,7 +65,7 @@ impl BrokerClient {
     ///
     /// # Errors
     /// Fails when the base URL uses plain http on a non-loopback host, or the TLS stack
-    /// cannot be built; the message names the URL and the fix. Also fails when the base URL
+    /// cannot be built. The message names the URL and the fix. Also fails when the base URL
     /// has a query, `concurrency` is 0 or `requests_per_second` is not positive.
     pub fn new(
         config: ClientConfig,

@@ -270,8 +270,8 @@ impl CitrixProvider {
         let response = match self.api.send(request).await {
             Ok(response) => response,
             // Tags are site-wide and shared by every delivery group that publishes the
-            // version, so a concurrent publish may create it first; the API then answers 409
-            // ObjectAlreadyExists and the tag is read back instead.
+            // version, so a concurrent publish may create it first. The API then returns 409
+            // ObjectAlreadyExists, and the tag is read back instead.
             Err(error) if error.kind == ErrorKind::Conflict => {
                 if let Some(tag) = self.api.tag(name).await? {
                     tracing::debug!(tag = %name, "Citrix tag was created concurrently; using it");

@@ -1058,7 +1058,7 @@ async fn tag_created_concurrently_is_reused() {
     let server = server().await;
     mount_publish_flow(&server, json!({"Id": "job-app", "Status": "Complete"})).await;
     // Another delivery group's publish creates the shared version tag between our lookup
-    // and our create, so the create answers 409 ObjectAlreadyExists.
+    // and our create, so the create returns 409 ObjectAlreadyExists.
     Mock::given(method("GET"))
         .and(path(format!("{BASE}/Tags/vdigw%3Aepic%402024.3")))
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({
