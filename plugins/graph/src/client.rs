@@ -6,9 +6,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use broker_http::{
     BearerAuthenticator, BrokerClient, BrokerRequest, BrokerResponse, ClientConfig, ClientStats,
-    TokenCache,
+    DefaultClassifier, Guard, TokenCache,
 };
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, Method};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use url::Url;
@@ -21,6 +21,17 @@ use crate::guard::graph_guard;
 
 /// Header Graph returns with its request id on every response.
 pub const REQUEST_ID_HEADER: &str = "request-id";
+
+/// Header Azure Storage returns with its request id.
+const STORAGE_REQUEST_ID_HEADER: &str = "x-ms-request-id";
+
+/// Host suffixes of Azure Blob Storage in the public and national clouds; Intune hands out
+/// upload URLs on these hosts.
+const BLOB_HOST_SUFFIXES: [&str; 3] = [
+    ".blob.core.windows.net",
+    ".blob.core.usgovcloudapi.net",
+    ".blob.core.chinacloudapi.cn",
+];
 
 /// One page of a Graph collection.
 #[derive(Debug, Deserialize)]
@@ -42,6 +53,9 @@ pub struct GraphClient {
     /// Rebuilt when the protected groups change, because the guard is fixed per client.
     http: RwLock<BrokerClient>,
     protected: RwLock<BTreeSet<String>>,
+    /// Client of the Azure Storage upload URLs Intune hands out: no bearer token (the URL
+    /// carries its own signature) and its own rate limit.
+    storage: BrokerClient,
 }
 
 impl GraphClient {
@@ -59,12 +73,14 @@ impl GraphClient {
         let protected: BTreeSet<String> = protected_groups.into_iter().collect();
         let settings = Arc::new(settings);
         let http = build_http(provider, &settings, &authenticator, &protected)?;
+        let storage = build_storage(provider, &settings)?;
         Ok(Self {
             provider: provider.to_owned(),
             settings,
             authenticator,
             http: RwLock::new(http),
             protected: RwLock::new(protected),
+            storage,
         })
     }
 
@@ -131,6 +147,44 @@ impl GraphClient {
     /// failures.
     pub async fn send(&self, request: BrokerRequest) -> ProviderResult<BrokerResponse> {
         self.http().send(request).await
+    }
+
+    /// Checks an upload URL Intune returned (`azureStorageUri`) before anything is sent to it:
+    /// it must be https on Azure Blob Storage, or on the origin of `graph.graph_base_url`
+    /// (simulators and test proxies).
+    ///
+    /// # Errors
+    /// `invalid` naming the host, never the signature.
+    pub fn storage_url(&self, uri: &str) -> ProviderResult<Url> {
+        let url = Url::parse(uri).map_err(|error| {
+            ProviderError::invalid(format!(
+                "Intune returned an azureStorageUri that is not a URL ({error})"
+            ))
+        })?;
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let on_blob_storage = url.scheme() == "https"
+            && BLOB_HOST_SUFFIXES
+                .iter()
+                .any(|suffix| host.ends_with(suffix));
+        let on_graph_origin = url.origin() == self.settings.graph_base_url.origin();
+        if on_blob_storage || on_graph_origin {
+            return Ok(url);
+        }
+        Err(ProviderError::invalid(format!(
+            "Intune returned an azureStorageUri on {}://{host}, which is neither https Azure \
+             Blob Storage ({}) nor the origin of graph.graph_base_url; the upload was stopped",
+            url.scheme(),
+            BLOB_HOST_SUFFIXES.join(", ")
+        )))
+    }
+
+    /// Sends a request to an upload URL checked by [`GraphClient::storage_url`], without the
+    /// Graph bearer token.
+    ///
+    /// # Errors
+    /// Returns the classified storage error; `forbidden` when the URL's signature expired.
+    pub async fn send_storage(&self, request: BrokerRequest) -> ProviderResult<BrokerResponse> {
+        self.storage.send(request.unauthenticated()).await
     }
 
     /// Sends a request and parses the JSON response.
@@ -217,6 +271,23 @@ fn build_http(
     let guard = graph_guard(protected);
     let client = BrokerClient::new(config, guard, Arc::new(GraphClassifier))?;
     Ok(client.with_authenticator(authenticator.clone()))
+}
+
+/// Builds the storage client. Only `PUT` (blocks and the block list) and `GET` may reach an
+/// upload URL, so the guard denies every other method there.
+fn build_storage(provider: &str, settings: &GraphSettings) -> ProviderResult<BrokerClient> {
+    let mut config = ClientConfig::new(provider, settings.graph_base_url.clone());
+    config.concurrency = 2;
+    config.requests_per_second = 20.0;
+    config.request_timeout = settings.request_timeout;
+    config.request_id_header = Some(HeaderName::from_static(STORAGE_REQUEST_ID_HEADER));
+    config.allow_plain_http_loopback = settings.allow_plain_http_loopback;
+    let guard = Guard::new("azure-storage").deny(
+        "storage_write",
+        &[Method::DELETE, Method::POST, Method::PATCH],
+        "**",
+    );
+    BrokerClient::new(config, guard, Arc::new(DefaultClassifier))
 }
 
 /// Escapes a value for a single-quoted OData string literal.

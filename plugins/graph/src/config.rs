@@ -323,6 +323,13 @@ pub struct DeliveryConfig {
     /// shows a change within seconds (an estimate).
     #[serde(default = "delivery_defaults::read_back_delay_ms")]
     pub read_back_delay_ms: u64,
+    /// Reads of a content upload's state, and of the app's publishing state, before a publish
+    /// gives up until the next reconcile. Default 60.
+    #[serde(default = "delivery_defaults::upload_poll_attempts")]
+    pub upload_poll_attempts: u32,
+    /// Milliseconds between two of those reads. Default 2000.
+    #[serde(default = "delivery_defaults::upload_poll_delay_ms")]
+    pub upload_poll_delay_ms: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -333,6 +340,8 @@ impl Default for DeliveryConfig {
             sync_min_interval_seconds: delivery_defaults::sync_min_interval_seconds(),
             read_back_attempts: delivery_defaults::read_back_attempts(),
             read_back_delay_ms: delivery_defaults::read_back_delay_ms(),
+            upload_poll_attempts: delivery_defaults::upload_poll_attempts(),
+            upload_poll_delay_ms: delivery_defaults::upload_poll_delay_ms(),
         }
     }
 }
@@ -348,6 +357,12 @@ mod delivery_defaults {
         4
     }
     pub(super) fn read_back_delay_ms() -> u64 {
+        2000
+    }
+    pub(super) fn upload_poll_attempts() -> u32 {
+        60
+    }
+    pub(super) fn upload_poll_delay_ms() -> u64 {
         2000
     }
 }
@@ -376,12 +391,20 @@ impl DeliveryConfig {
                 "is 0: set 1 or more so each change is read back at least once",
             ));
         }
+        if self.upload_poll_attempts == 0 {
+            return Err(ConfigError::new(
+                format!("{section}.delivery.upload_poll_attempts"),
+                "is 0: set 1 or more so each content upload is read back at least once",
+            ));
+        }
         Ok(crate::DeliverySettings {
             name_prefix: prefix.to_owned(),
             sync_device: self.sync_device,
             sync_min_interval: Duration::from_secs(self.sync_min_interval_seconds),
             read_back_attempts: self.read_back_attempts,
             read_back_delay: Duration::from_millis(self.read_back_delay_ms),
+            upload_poll_attempts: self.upload_poll_attempts,
+            upload_poll_delay: Duration::from_millis(self.upload_poll_delay_ms),
         })
     }
 }

@@ -2,6 +2,8 @@
 //! physical devices: a gateway-owned Entra security group per container version, a
 //! required-intent Win32 app (restart suppressed) whose install command starts the player for
 //! that version, and group membership of each device's Entra device object as the placement.
+//! The app's content is a package the gateway builds and uploads itself (`package`, `upload`),
+//! because Intune publishes a Win32 app only once its content is committed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +34,11 @@ pub struct DeliverySettings {
     pub read_back_attempts: u32,
     /// Wait between two membership reads.
     pub read_back_delay: Duration,
+    /// Reads of a content file's upload state, and of the app's publishing state, before
+    /// publishing gives up until the next reconcile.
+    pub upload_poll_attempts: u32,
+    /// Wait between two of those reads.
+    pub upload_poll_delay: Duration,
 }
 
 impl Default for DeliverySettings {
@@ -42,6 +49,8 @@ impl Default for DeliverySettings {
             sync_min_interval: Duration::from_secs(600),
             read_back_attempts: 4,
             read_back_delay: Duration::from_secs(2),
+            upload_poll_attempts: 60,
+            upload_poll_delay: Duration::from_secs(2),
         }
     }
 }
@@ -300,6 +309,8 @@ impl IntuneDelivery {
 
 mod change;
 mod objects;
+pub mod package;
+mod upload;
 
 pub use objects::win32_app_body;
 

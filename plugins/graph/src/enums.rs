@@ -170,6 +170,44 @@ graph_enum! {
 }
 
 graph_enum! {
+    /// `mobileAppContentFileUploadState` (Graph v1.0 `mobileAppContentFile.uploadState`).
+    pub enum UploadState {
+        /// No request in progress.
+        Success = "success",
+        /// A transient error; Intune may still move on.
+        TransientError = "transientError",
+        /// Failed.
+        Error = "error",
+        /// Intune itself reports the state as `unknown`.
+        ReportedUnknown = "unknown",
+        /// The storage URI is ready.
+        AzureStorageUriRequestSuccess = "azureStorageUriRequestSuccess",
+        /// The storage URI is being created.
+        AzureStorageUriRequestPending = "azureStorageUriRequestPending",
+        /// Creating the storage URI failed.
+        AzureStorageUriRequestFailed = "azureStorageUriRequestFailed",
+        /// Creating the storage URI timed out.
+        AzureStorageUriRequestTimedOut = "azureStorageUriRequestTimedOut",
+        /// A renewed storage URI is ready.
+        AzureStorageUriRenewalSuccess = "azureStorageUriRenewalSuccess",
+        /// The storage URI is being renewed.
+        AzureStorageUriRenewalPending = "azureStorageUriRenewalPending",
+        /// Renewing the storage URI failed.
+        AzureStorageUriRenewalFailed = "azureStorageUriRenewalFailed",
+        /// Renewing the storage URI timed out.
+        AzureStorageUriRenewalTimedOut = "azureStorageUriRenewalTimedOut",
+        /// The file is committed.
+        CommitFileSuccess = "commitFileSuccess",
+        /// The commit is being processed.
+        CommitFilePending = "commitFilePending",
+        /// The commit failed: the upload or the encryption info was rejected.
+        CommitFileFailed = "commitFileFailed",
+        /// The commit timed out.
+        CommitFileTimedOut = "commitFileTimedOut",
+    }
+}
+
+graph_enum! {
     /// `installIntent` (Graph v1.0 `mobileAppAssignment.intent`).
     pub enum InstallIntent {
         /// Offered in the company portal.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::enums::{
     CloudPcProductType, CloudPcStatus, ComplianceState, InstallIntent, ManagementState,
-    ProvisioningType, PublishingState,
+    ProvisioningType, PublishingState, UploadState,
 };
 
 /// `cloudPC` as Graph v1.0 returns it.
@@ -182,6 +182,34 @@ pub struct MobileApp {
     /// Publishing state; an app is assignable once `published`.
     #[serde(default)]
     pub publishing_state: Option<PublishingState>,
+    /// Content version whose files are committed (`mobileLobApp.committedContentVersion`);
+    /// null until the gateway commits the package.
+    #[serde(default)]
+    pub committed_content_version: Option<String>,
+}
+
+/// A `mobileAppContent`: one version of a line-of-business app's content.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MobileAppContent {
+    /// Content version id, for example `1`.
+    pub id: String,
+}
+
+/// A `mobileAppContentFile`: one file of a content version and its upload state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MobileAppContentFile {
+    /// File id.
+    pub id: String,
+    /// State of the current upload request.
+    #[serde(default)]
+    pub upload_state: Option<UploadState>,
+    /// Shared access signature URL to upload to; a secret, never logged whole.
+    #[serde(default)]
+    pub azure_storage_uri: Option<String>,
+    /// Whether Intune has verified and committed the file.
+    #[serde(default)]
+    pub is_committed: Option<bool>,
 }
 
 /// A `mobileAppAssignment`.

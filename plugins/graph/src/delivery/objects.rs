@@ -7,12 +7,14 @@ use vdi_contracts::{
     BrokerWrite, Container, ContainerRef, ErrorKind, ProviderError, ProviderResult, Publication,
 };
 
+use super::package::{MARKER_ROOT, SETUP_FILE};
 use super::{owner_description, write, IntuneDelivery, VersionGroup, OWNER_MARKER};
 use crate::client::odata_quote;
 use crate::model::{Group, MobileApp, MobileAppAssignment};
 
 impl IntuneDelivery {
-    /// Creates the group, the Win32 app and its required assignment when missing.
+    /// Creates the group, the Win32 app with its uploaded content and its required assignment
+    /// when missing.
     ///
     /// # Errors
     /// `conflict` when an object of the same name exists but is not gateway-owned; Graph
@@ -23,6 +25,8 @@ impl IntuneDelivery {
             .ensure_group(container, &mut publication.writes)
             .await?;
         let app = self.ensure_app(container, &mut publication.writes).await?;
+        self.ensure_content(&app, container, &mut publication.writes)
+            .await?;
         self.ensure_assignment(&app, &group, &mut publication.writes)
             .await?;
         publication.objects = vec![format!("group:{}", group.id), format!("app:{}", app.id)];
@@ -227,40 +231,21 @@ impl IntuneDelivery {
     }
 }
 
-/// Folder where the install command leaves one marker file per delivered version; the app's
-/// detection rule looks for it.
-const MARKER_ROOT: &str = "C:\\ProgramData\\vdigw";
-
-/// Builds the `win32LobApp` of a container version: its install command starts the player
-/// for the version and writes the marker its detection rule checks. Restarts are suppressed
-/// and no return code requests a reboot (`softReboot`, `hardReboot`).
+/// Builds the `win32LobApp` of a container version: its install command runs the package's
+/// script, which starts the player for the version and writes the marker its detection rule
+/// checks. Restarts are suppressed and no return code requests a reboot (`softReboot`,
+/// `hardReboot`).
 pub fn win32_app_body(name: &str, container: &Container) -> serde_json::Value {
-    let launch = &container.launch;
-    let mut player = format!("\"{}\"", launch.executable);
-    if let Some(arguments) = &launch.arguments {
-        player.push(' ');
-        player.push_str(arguments);
-    }
     let folder = format!("{MARKER_ROOT}\\{}", container.id);
     let marker = format!("{}.ready", container.version);
-    // `start ""` returns at once, so the player keeps running after the install ends.
-    let install = format!(
-        "cmd.exe /c start \"\" {player} & mkdir \"{folder}\" 2>nul & type nul > \"{folder}\\{marker}\""
-    );
-    let setup_file = launch
-        .executable
-        .rsplit(['\\', '/'])
-        .next()
-        .unwrap_or(&launch.executable)
-        .to_owned();
     json!({
         "@odata.type": "#microsoft.graph.win32LobApp",
         "displayName": name,
         "description": owner_description(&container.id, &container.version),
         "publisher": "VDI broker gateway",
         "fileName": format!("{name}.intunewin"),
-        "setupFilePath": setup_file,
-        "installCommandLine": install,
+        "setupFilePath": SETUP_FILE,
+        "installCommandLine": SETUP_FILE,
         "uninstallCommandLine": format!("cmd.exe /c del \"{folder}\\{marker}\""),
         "applicableArchitectures": "x64",
         "installExperience": {
