@@ -9,7 +9,9 @@ use std::time::Duration;
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use broker_http::BrokerRequest;
 use hmac::{Hmac, Mac};
+use http::Method;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use vdi_contracts::{Container, ErrorKind, Launch};
@@ -61,7 +63,7 @@ fn container() -> Container {
     }
 }
 
-fn delivery(server: &MockServer) -> IntuneDelivery {
+fn graph_client(server: &MockServer) -> GraphClient {
     let config: GraphConfig = serde_json::from_value(json!({
         "tenant_id": TENANT,
         "client_id": "gateway-app",
@@ -72,14 +74,17 @@ fn delivery(server: &MockServer) -> IntuneDelivery {
         "allow_plain_http_loopback": true,
     }))
     .expect("config parses");
-    let client = GraphClient::new("upload-test", config.build().expect("builds"), Vec::new())
-        .expect("client builds");
+    GraphClient::new("upload-test", config.build().expect("builds"), Vec::new())
+        .expect("client builds")
+}
+
+fn delivery(server: &MockServer) -> IntuneDelivery {
     let settings = DeliverySettings {
         upload_poll_attempts: 5,
         upload_poll_delay: Duration::from_millis(1),
         ..DeliverySettings::default()
     };
-    IntuneDelivery::new(Arc::new(client), settings)
+    IntuneDelivery::new(Arc::new(graph_client(server)), settings)
 }
 
 fn ok(status: u16, body: Value) -> ResponseTemplate {
@@ -519,4 +524,53 @@ async fn expired_upload_url_is_renewed() {
     assert!(!logs.contains(SIG_1), "first signature in logs");
     assert!(!logs.contains(SIG_2), "renewed signature in logs");
     assert!(!logs.contains(TOKEN), "token in logs");
+}
+
+#[tokio::test]
+async fn storage_client_sends_only_put_and_get() {
+    let server = MockServer::start().await;
+    let client = graph_client(&server);
+    let url = client
+        .storage_url(&sas(&server, SIG_1))
+        .expect("graph origin");
+
+    for http_method in [Method::DELETE, Method::POST, Method::PATCH] {
+        let request = BrokerRequest::new(http_method.clone(), "").absolute(url.clone());
+        let error = client
+            .send_storage(request)
+            .await
+            .expect_err("guard blocks it");
+        assert_eq!(error.kind, ErrorKind::GuardViolation, "{http_method}");
+    }
+    assert!(server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .is_empty());
+}
+
+#[test]
+fn storage_url_accepts_blob_hosts_only() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = runtime.block_on(MockServer::start());
+    let client = graph_client(&server);
+    let accepted = [
+        "https://acct.blob.core.windows.net/c/f.bin?sig=x",
+        "https://acct.blob.core.usgovcloudapi.net/c/f.bin?sig=x",
+    ];
+    for uri in accepted {
+        assert!(client.storage_url(uri).is_ok(), "{uri}");
+    }
+    let rejected = [
+        "http://acct.blob.core.windows.net/c/f.bin?sig=x",
+        "https://acct.blob.core.windows.net.example.com/f?sig=x",
+        "https://graph.microsoft.com.example.com/f?sig=x",
+        "not a url",
+    ];
+    for uri in rejected {
+        assert!(client.storage_url(uri).is_err(), "{uri}");
+    }
 }
