@@ -17,4 +17,4 @@ mod provider;
 pub use agent::{AgentChannel, AgentContainerState, AgentMachine, AgentReport, MemoryAgentChannel};
 pub use error::{ErrorKind, ProviderError, ProviderResult};
 pub use model::*;
-pub use provider::{Capability, Description, Limits, Provider};
+pub use provider::{undescribed_plan, Capability, Description, Limits, Provider};

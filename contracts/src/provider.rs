@@ -131,16 +131,22 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         machines: &[String],
     ) -> ProviderResult<Vec<PlannedRequest>> {
         let _ = (target, container);
-        Ok(vec![PlannedRequest {
-            operation: "place".into(),
-            method: String::new(),
-            path: String::new(),
-            count: machines.len() as u64,
-            note: "the provider does not describe its requests".into(),
-            batched: false,
-        }])
+        Ok(undescribed_plan(machines))
     }
 
     /// Releases broker sessions (logout) before the gateway stops.
     async fn shutdown(&self) {}
+}
+
+/// Returns the plan of a provider that does not describe its requests: one placement per
+/// machine, without methods or paths.
+pub fn undescribed_plan(machines: &[String]) -> Vec<PlannedRequest> {
+    vec![PlannedRequest {
+        operation: "place".into(),
+        method: String::new(),
+        path: String::new(),
+        count: machines.len() as u64,
+        note: "the provider does not describe its requests".into(),
+        batched: false,
+    }]
 }

@@ -200,3 +200,38 @@ async fn library_without_entry_is_refused() {
         set.refused()[0].reason
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_crosses_the_abi() {
+    let dir = PluginDir::new();
+    let set = load(&dir, Duration::from_secs(30)).await;
+    let sim = PortalSim::start().await.expect("simulator starts");
+    let provider = instance(&set, "portal-plan", &sim).await;
+    let page = provider
+        .list_machines("Clinicians", None)
+        .await
+        .expect("lists");
+    let machines: Vec<String> = page.items.iter().take(2).map(|m| m.id.clone()).collect();
+    assert_eq!(machines.len(), 2);
+    let writes_before = sim.counters().writes;
+
+    let planned = provider
+        .plan("Clinicians", &sample_container(), &machines)
+        .await
+        .expect("plans");
+
+    let count = |operation: &str| {
+        planned
+            .iter()
+            .find(|p| p.operation == operation)
+            .map(|p| p.count)
+    };
+    assert_eq!(count("create_app"), Some(1), "{planned:?}");
+    assert_eq!(count("assign_app"), Some(2), "{planned:?}");
+    assert_eq!(count("unassign_app"), Some(0), "{planned:?}");
+    assert_eq!(
+        sim.counters().writes,
+        writes_before,
+        "a plan writes nothing"
+    );
+}

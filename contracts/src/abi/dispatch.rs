@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::envelope::{
-    method, InitParams, InitResult, ListMachinesParams, ObserveParams, PublishParams, Request,
-    SimulatorFixture, UnpublishParams,
+    method, InitParams, InitResult, ListMachinesParams, ObserveParams, PlanParams, PublishParams,
+    Request, SimulatorFixture, UnpublishParams,
 };
 use crate::{PlaceRequest, Provider, ProviderError, ProviderResult, UnplaceRequest};
 
@@ -163,6 +163,10 @@ async fn provider_call(instances: &Instances, request: Request) -> ProviderResul
         method::UNPLACE => {
             let p: UnplaceRequest = params(&request)?;
             to_value(&provider.unplace(&p).await?)
+        }
+        method::PLAN => {
+            let p: PlanParams = params(&request)?;
+            to_value(&provider.plan(&p.target, &p.container, &p.machines).await?)
         }
         other => Err(ProviderError::invalid(format!(
             "unknown method {other:?}; this plugin speaks ABI {}.{}",

@@ -34,6 +34,9 @@ pub mod method {
     pub const PLACE: &str = "place";
     /// `Provider::unplace`: `UnplaceRequest` → `PlaceOutcome`.
     pub const UNPLACE: &str = "unplace";
+    /// `Provider::plan`: [`super::PlanParams`] → `Vec<PlannedRequest>`. Added in ABI 1.1, so
+    /// hosts send it only to plugins built for minor 1 or later.
+    pub const PLAN: &str = "plan";
     /// `Provider::shutdown`, then the instance is dropped: no params → `null`.
     pub const SHUTDOWN: &str = "shutdown";
 }
@@ -217,6 +220,17 @@ pub struct UnpublishParams {
     pub target: String,
     /// Container version to remove.
     pub container: ContainerRef,
+}
+
+/// Parameters of `plan`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanParams {
+    /// Target id or name.
+    pub target: String,
+    /// Container version the plan would publish and place.
+    pub container: Container,
+    /// Machine ids the plan would place it on.
+    pub machines: Vec<String>,
 }
 
 /// Result of `simulator`: settings for an instance that talks to the plugin's own simulator,

@@ -29,8 +29,8 @@ mod host;
 pub use dispatch::{BoxFuture, FactoryFn, GuestSpec, SimulatorFn};
 pub use envelope::{
     capability, method, Hello, InitParams, InitResult, ListMachinesParams, LogRecord,
-    ObserveParams, PluginDescription, PublishParams, Request, Response, SimulatorFixture,
-    UnpublishParams, STDIO_PROTOCOL,
+    ObserveParams, PlanParams, PluginDescription, PublishParams, Request, Response,
+    SimulatorFixture, UnpublishParams, STDIO_PROTOCOL,
 };
 pub use ffi::{AbiBuffer, AbiLevel, AbiStr, CompleteFn, EntryFn, HostVTable, LogFn, PluginVTable};
 pub use host::{emit_log, level_name, tracing_sink, LoadError, LogSink, PluginLibrary};
@@ -38,8 +38,12 @@ pub use host::{emit_log, level_name, tracing_sink, LoadError, LogSink, PluginLib
 /// ABI major: changes only with incompatible changes, and renames the entry symbol.
 pub const ABI_MAJOR: u32 = 1;
 
-/// ABI minor: grows with additive changes that older peers may ignore.
-pub const ABI_MINOR: u32 = 0;
+/// ABI minor: grows with additive changes that older peers may ignore. Minor 1 added the
+/// `plan` method.
+pub const ABI_MINOR: u32 = 1;
+
+/// First ABI minor whose plugins serve `plan`.
+pub const PLAN_SINCE_MINOR: u32 = 1;
 
 /// Name of the entry symbol of ABI major 1.
 pub const ENTRY_SYMBOL: &str = "vdigw_plugin_entry_v1";

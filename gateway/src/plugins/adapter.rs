@@ -9,13 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use vdi_contracts::abi::{
-    method, InitParams, InitResult, ListMachinesParams, ObserveParams, PublishParams,
-    UnpublishParams,
+    method, InitParams, InitResult, ListMachinesParams, ObserveParams, PlanParams, PublishParams,
+    UnpublishParams, PLAN_SINCE_MINOR,
 };
 use vdi_contracts::{
-    Container, ContainerRef, Description, Health, HealthStatus, Limits, Machine, Observation, Page,
-    PlaceOutcome, PlaceRequest, Provider, ProviderError, ProviderResult, Publication, Target,
-    UnplaceRequest,
+    undescribed_plan, Container, ContainerRef, Description, Health, HealthStatus, Limits, Machine,
+    Observation, Page, PlaceOutcome, PlaceRequest, PlannedRequest, Provider, ProviderError,
+    ProviderResult, Publication, Target, UnplaceRequest,
 };
 
 use super::transport::PluginTransport;
@@ -150,6 +150,25 @@ impl Provider for PluginProvider {
         self.call(method::UNPLACE, request).await
     }
 
+    /// Asks the plugin for its plan; a plugin built before ABI 1.1 does not know `plan`, so
+    /// its plan is the undescribed one the trait's default gives.
+    async fn plan(
+        &self,
+        target: &str,
+        container: &Container,
+        machines: &[String],
+    ) -> ProviderResult<Vec<PlannedRequest>> {
+        if self.transport.description().abi_minor < PLAN_SINCE_MINOR {
+            return Ok(undescribed_plan(machines));
+        }
+        let params = PlanParams {
+            target: target.to_owned(),
+            container: container.clone(),
+            machines: machines.to_vec(),
+        };
+        self.call(method::PLAN, &params).await
+    }
+
     async fn shutdown(&self) {
         let result: ProviderResult<Value> = self.call(method::SHUTDOWN, &Value::Null).await;
         if let Err(error) = result {
@@ -242,5 +261,118 @@ impl Provider for UnavailableProvider {
 
     async fn unplace(&self, _request: &UnplaceRequest) -> ProviderResult<PlaceOutcome> {
         Err(self.error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use vdi_contracts::abi::PluginDescription;
+    use vdi_contracts::Launch;
+
+    use super::*;
+
+    /// Records the methods it is called with and answers `plan` with one request.
+    #[derive(Debug)]
+    struct RecordingTransport {
+        description: PluginDescription,
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl RecordingTransport {
+        fn built_for_minor(abi_minor: u32) -> Self {
+            Self {
+                description: PluginDescription {
+                    abi_major: 1,
+                    abi_minor,
+                    sdk_version: "0.1.0".into(),
+                    contract_version: "0.1.0".into(),
+                    name: "recording".into(),
+                    version: "0.1.0".into(),
+                    kinds: vec!["recording".into()],
+                    capabilities: Vec::new(),
+                    panic_strategy: "unwind".into(),
+                    rustc: None,
+                },
+                calls: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().expect("lock").clone()
+        }
+    }
+
+    #[async_trait]
+    impl PluginTransport for RecordingTransport {
+        fn description(&self) -> &PluginDescription {
+            &self.description
+        }
+
+        async fn call(
+            &self,
+            method: &str,
+            _instance: Option<&str>,
+            params: Value,
+        ) -> ProviderResult<Value> {
+            self.calls.lock().expect("lock").push(method.to_owned());
+            assert_eq!(params["machines"], serde_json::json!(["m-1"]));
+            Ok(serde_json::json!([{
+                "operation": "assign_app", "method": "PUT", "path": "api/x", "count": 1
+            }]))
+        }
+    }
+
+    fn provider(transport: Arc<RecordingTransport>) -> PluginProvider {
+        PluginProvider {
+            name: "recording-prod".into(),
+            transport,
+            description: Description {
+                kind: "recording".into(),
+                version: "0.1.0".into(),
+                capabilities: Vec::new(),
+                limits: Limits {
+                    concurrency: 1,
+                    requests_per_second: 1.0,
+                    max_batch: 1,
+                },
+            },
+        }
+    }
+
+    fn container() -> Container {
+        Container {
+            id: "epic".into(),
+            version: "1".into(),
+            display_name: None,
+            launch: Launch {
+                executable: "player.exe".into(),
+                arguments: None,
+                working_directory: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn plan_goes_to_current_plugins() {
+        let transport = Arc::new(RecordingTransport::built_for_minor(PLAN_SINCE_MINOR));
+        let planned = provider(transport.clone())
+            .plan("t", &container(), &["m-1".to_owned()])
+            .await
+            .expect("plans");
+        assert_eq!(transport.calls(), [method::PLAN]);
+        assert_eq!(planned[0].operation, "assign_app");
+    }
+
+    #[tokio::test]
+    async fn plan_of_older_plugin_is_undescribed() {
+        let transport = Arc::new(RecordingTransport::built_for_minor(0));
+        let planned = provider(transport.clone())
+            .plan("t", &container(), &["m-1".to_owned()])
+            .await
+            .expect("plans");
+        assert!(transport.calls().is_empty(), "{:?}", transport.calls());
+        assert_eq!(planned, undescribed_plan(&["m-1".to_owned()]));
     }
 }

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use vdi_plugin_sdk::contracts::{
-    BrokerWrite, MachineOutcome, MachineResult, PlaceOutcome, PlaceRequest, UnplaceRequest,
+    BrokerWrite, Container, MachineOutcome, MachineResult, PlaceOutcome, PlaceRequest,
+    PlannedRequest, UnplaceRequest,
 };
 use vdi_plugin_sdk::{ProviderError, ProviderResult};
 
@@ -82,6 +83,74 @@ pub(crate) async fn place(
         });
     }
     Ok(outcome)
+}
+
+/// Counts the writes `publish` and `place` would make for `container` on `machines`, reading
+/// the Portal only. Machines that are missing or not changeable get no writes.
+pub(crate) async fn plan(
+    provider: &PortalProvider,
+    target: &str,
+    container: &Container,
+    machine_ids: &[String],
+) -> ProviderResult<Vec<PlannedRequest>> {
+    let group = provider.resolve_group(target).await?;
+    let apps = provider.api.apps(&group.id).await?;
+    let name = app_name(&container.id, &container.version);
+    let wanted = apps.iter().find(|a| a.name == name).map(|a| a.id.as_str());
+    let versions = container_apps(&apps, &container.id);
+    let machines: HashMap<String, MachineBody> = provider
+        .all_machines(&group.id)
+        .await?
+        .into_iter()
+        .map(|m| (m.id.clone(), m))
+        .collect();
+
+    let mut assigns = 0u64;
+    let mut unassigns = 0u64;
+    for id in machine_ids {
+        let Ok(machine) = changeable(machines.get(id), &group.id, &apps, id) else {
+            continue;
+        };
+        let has_wanted = wanted.is_some_and(|w| machine.apps.iter().any(|a| a == w));
+        if !has_wanted {
+            assigns += 1;
+        }
+        let old = machine
+            .apps
+            .iter()
+            .filter(|a| Some(a.as_str()) != wanted && versions.contains_key(a.as_str()))
+            .count();
+        unassigns += old as u64;
+    }
+
+    let mut planned = Vec::new();
+    if wanted.is_none() {
+        planned.push(request("create_app", "POST", "api/apps", 1));
+    }
+    planned.push(request(
+        "assign_app",
+        "PUT",
+        "api/machines/{machine}/apps/{app}",
+        assigns,
+    ));
+    planned.push(request(
+        "unassign_app",
+        "DELETE",
+        "api/machines/{machine}/apps/{app}",
+        unassigns,
+    ));
+    Ok(planned)
+}
+
+fn request(operation: &str, method: &str, path: &str, count: u64) -> PlannedRequest {
+    PlannedRequest {
+        operation: operation.into(),
+        method: method.into(),
+        path: path.into(),
+        count,
+        note: String::new(),
+        batched: false,
+    }
 }
 
 /// Assigns first and removes old versions second, so the machine always has one version.

@@ -3,8 +3,8 @@
 
 use vdi_plugin_sdk::contracts::{
     Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus, Limits,
-    Machine, MachineState, Observation, Page, PlaceOutcome, PlaceRequest, Publication, Session,
-    SessionState, Target, TargetKind, UnplaceRequest,
+    Machine, MachineState, Observation, Page, PlaceOutcome, PlaceRequest, PlannedRequest,
+    Publication, Session, SessionState, Target, TargetKind, UnplaceRequest,
 };
 use vdi_plugin_sdk::{async_trait, Provider, ProviderError, ProviderResult};
 
@@ -293,5 +293,14 @@ impl Provider for PortalProvider {
 
     async fn unplace(&self, request: &UnplaceRequest) -> ProviderResult<PlaceOutcome> {
         crate::placement::unplace(self, request).await
+    }
+
+    async fn plan(
+        &self,
+        target: &str,
+        container: &Container,
+        machines: &[String],
+    ) -> ProviderResult<Vec<PlannedRequest>> {
+        crate::placement::plan(self, target, container, machines).await
     }
 }
