@@ -21,6 +21,15 @@ fn container_apps<'a>(apps: &'a [App], container_id: &str) -> HashMap<&'a str, &
         .collect()
 }
 
+/// Lists the group's machines, keyed by machine id.
+async fn machines_by_id(
+    provider: &PortalProvider,
+    group: &str,
+) -> ProviderResult<HashMap<String, MachineBody>> {
+    let machines = provider.all_machines(group).await?;
+    Ok(machines.into_iter().map(|m| (m.id.clone(), m)).collect())
+}
+
 /// Returns the machine when it may change, or the result that says why it may not.
 fn changeable<'a>(
     machine: Option<&'a MachineBody>,
@@ -55,12 +64,7 @@ pub(crate) async fn place(
         ))
     })?;
     let versions = container_apps(&apps, &request.container.id);
-    let machines: HashMap<String, MachineBody> = provider
-        .all_machines(&group.id)
-        .await?
-        .into_iter()
-        .map(|m| (m.id.clone(), m))
-        .collect();
+    let machines = machines_by_id(provider, &group.id).await?;
 
     let mut outcome = PlaceOutcome::default();
     for id in &request.machines {
@@ -98,12 +102,7 @@ pub(crate) async fn plan(
     let name = app_name(&container.id, &container.version);
     let wanted = apps.iter().find(|a| a.name == name).map(|a| a.id.as_str());
     let versions = container_apps(&apps, &container.id);
-    let machines: HashMap<String, MachineBody> = provider
-        .all_machines(&group.id)
-        .await?
-        .into_iter()
-        .map(|m| (m.id.clone(), m))
-        .collect();
+    let machines = machines_by_id(provider, &group.id).await?;
 
     let mut assigns = 0u64;
     let mut unassigns = 0u64;
@@ -188,12 +187,7 @@ pub(crate) async fn unplace(
     let group = provider.resolve_group(&request.target).await?;
     let apps = provider.api.apps(&group.id).await?;
     let versions = container_apps(&apps, &request.container_id);
-    let machines: HashMap<String, MachineBody> = provider
-        .all_machines(&group.id)
-        .await?
-        .into_iter()
-        .map(|m| (m.id.clone(), m))
-        .collect();
+    let machines = machines_by_id(provider, &group.id).await?;
 
     let mut outcome = PlaceOutcome::default();
     for id in &request.machines {
