@@ -5,6 +5,7 @@ mod graph_support;
 use std::time::Duration;
 
 use broker_sim::graph::{GraphFleet, GraphSimConfig};
+use graph_support::content::publish_content;
 use graph_support::{start, start_with, win32_app, Client};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -31,7 +32,8 @@ async fn app_create_get_delete() {
     let client = Client::connect(&sim).await;
     let app = create_app(&client, "EHR Viewer 1.2 (container)").await;
     assert_eq!(app["@odata.type"], "#microsoft.graph.win32LobApp");
-    assert_eq!(app["publishingState"], "published");
+    assert_eq!(app["publishingState"], "notPublished");
+    assert_eq!(app["committedContentVersion"], Value::Null);
     assert_eq!(
         app["installExperience"]["deviceRestartBehavior"],
         "suppress"
@@ -87,6 +89,7 @@ async fn app_assign_replaces_assignments() {
     let client = Client::connect(&sim).await;
     let app = create_app(&client, "Dictation 4.1").await;
     let id = app["id"].as_str().unwrap();
+    publish_content(&client, id).await;
     let body = json!({"displayName": "VDIGW-dictation", "mailEnabled": false, "mailNickname": "vdigw-dictation", "securityEnabled": true});
     let (_, group) = client.call(Method::POST, "v1.0/groups", Some(body)).await;
     let group_id = group["id"].as_str().unwrap();
@@ -127,6 +130,7 @@ async fn app_assign_rejects_bad_targets() {
     let sim = start(GraphFleet::Small).await;
     let client = Client::connect(&sim).await;
     let app = create_app(&client, "Dictation 4.2").await;
+    publish_content(&client, app["id"].as_str().unwrap()).await;
     let path = format!("{APPS}/{}/assign", app["id"].as_str().unwrap());
     let (status, _) = client
         .call(
@@ -151,13 +155,22 @@ async fn app_assign_waits_for_publishing() {
     .await;
     let client = Client::connect(&sim).await;
     let app = create_app(&client, "Slow app").await;
-    assert_eq!(app["publishingState"], "processing");
-    let path = format!("{APPS}/{}/assign", app["id"].as_str().unwrap());
+    let id = app["id"].as_str().unwrap();
+    assert_eq!(app["publishingState"], "notPublished");
+    let path = format!("{APPS}/{id}/assign");
     let group = sim.snapshot().groups[0].id.clone();
     let (status, _) = client
         .call(Method::POST, &path, Some(required_for(&group)))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no content yet");
+
+    publish_content(&client, id).await;
+    let (_, app) = client.get(&format!("{APPS}/{id}")).await;
+    assert_eq!(app["publishingState"], "processing");
+    let (status, _) = client
+        .call(Method::POST, &path, Some(required_for(&group)))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "still processing");
     tokio::time::sleep(Duration::from_millis(250)).await;
     let (status, _) = client
         .call(Method::POST, &path, Some(required_for(&group)))

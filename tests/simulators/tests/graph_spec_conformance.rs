@@ -109,7 +109,8 @@ const WIN32_LOB_APP: &[&str] = &[
     "createdDateTime",
     "lastModifiedDateTime",
     "publishingState",
-    // win32LobApp properties; fileName is not cross-checked.
+    // mobileLobApp and win32LobApp properties; fileName is not cross-checked.
+    "committedContentVersion",
     "fileName",
     "installCommandLine",
     "uninstallCommandLine",

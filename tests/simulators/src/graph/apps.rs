@@ -1,9 +1,12 @@
-//! Intune mobile apps: create a `win32LobApp`, read, delete, assign and list assignments.
+//! Intune mobile apps: create a `win32LobApp`, read, update, delete, assign and list
+//! assignments.
 //!
-//! `assign` replaces the whole assignment set and returns 204 (Microsoft Graph v1.0
-//! "mobileApp: assign"). An app can be assigned only once its `publishingState` is
-//! `published`. Content upload is not simulated: an app becomes `published`
-//! `app_publish_delay` after its creation.
+//! A new app is `notPublished` with a null `committedContentVersion`. It becomes
+//! `processing` when a PATCH sets `committedContentVersion` to a content version with a file
+//! in `commitFileSuccess` (see [`content`](super::content)), and `published`
+//! `app_publish_delay` after that PATCH. `assign` replaces the whole assignment set and
+//! returns 204 (Microsoft Graph v1.0 "mobileApp: assign"). An app can be assigned only once
+//! its `publishingState` is `published`.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -88,7 +91,10 @@ fn invalid(message: impl Into<String>) -> GraphError {
     GraphError::bad_request(message)
 }
 
-fn require_string<'a>(object: &'a Map<String, Value>, name: &str) -> Result<&'a str, GraphError> {
+pub(crate) fn require_string<'a>(
+    object: &'a Map<String, Value>,
+    name: &str,
+) -> Result<&'a str, GraphError> {
     object
         .get(name)
         .and_then(Value::as_str)
@@ -187,16 +193,28 @@ impl Shared {
         let object = body
             .as_object()
             .ok_or_else(|| invalid("The request body must be a JSON object."))?;
-        let properties = validate_win32(object)?;
+        let mut properties = validate_win32(object)?;
+        match properties.remove("committedContentVersion") {
+            None | Some(Value::Null) => {}
+            Some(value) => {
+                return Err(invalid(format!(
+                    "Invalid value {value} for 'committedContentVersion' on create; create the \
+                     app without it, upload and commit its content, then set it with PATCH."
+                )))
+            }
+        }
         let now = Instant::now();
+        let created_at = timestamp();
         let mut state = self.lock_state();
         let app = MobileApp {
             id: state.new_id(),
             properties,
             odata_type: WIN32_LOB_APP_TYPE.to_string(),
-            created: now,
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            modified_at: created_at.clone(),
+            created_at,
             assignments: Vec::new(),
+            content_versions: Vec::new(),
+            committed: None,
         };
         let rendered = self.render_app(&app, now);
         let location = format!(
@@ -237,6 +255,52 @@ impl Shared {
         self.object_response(request, self.render_app(&app, now), StatusCode::OK, &[])
     }
 
+    /// Handles `PATCH /deviceAppManagement/mobileApps/{id}`; returns 204.
+    ///
+    /// The app after the change must pass the checks of create. Setting
+    /// `committedContentVersion` publishes the app `app_publish_delay` later. Fails with 400
+    /// when that content version does not exist or has no file in `commitFileSuccess`.
+    pub(crate) fn update_app(&self, request: &SimRequest, id: &str) -> GraphResult {
+        let body = json_body(request)?;
+        let patch = body
+            .as_object()
+            .ok_or_else(|| invalid("The request body must be a JSON object."))?;
+        let now = Instant::now();
+        let mut state = self.lock_state();
+        let app = state
+            .app_mut(id)
+            .ok_or_else(|| GraphError::not_found("mobileApp", id))?;
+
+        let mut merged = app.properties.clone();
+        merged.insert("@odata.type".into(), json!(app.odata_type));
+        for (key, value) in patch {
+            if key != "committedContentVersion" {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        let properties = validate_win32(&merged)?;
+        let committed = match patch.get("committedContentVersion") {
+            None => None,
+            Some(Value::String(version)) => {
+                check_committable(app, id, version)?;
+                Some(version.clone())
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "Invalid value {other} for 'committedContentVersion'; send the id of a \
+                     content version as a string, such as \"1\"."
+                )))
+            }
+        };
+
+        app.properties = properties;
+        app.modified_at = timestamp();
+        if let Some(version) = committed {
+            app.committed = Some((version, now));
+        }
+        Ok(SimResponse::empty(StatusCode::NO_CONTENT))
+    }
+
     /// Handles `DELETE /deviceAppManagement/mobileApps/{id}`.
     pub(crate) fn delete_app(&self, id: &str) -> GraphResult {
         let mut state = self.lock_state();
@@ -262,13 +326,15 @@ impl Shared {
         let now = Instant::now();
         let delay = self.config.app_publish_delay;
         let mut state = self.lock_state();
-        let published = state
+        let publishing = state
             .app_mut(id)
-            .map(|app| model::publishing_state(app, now, delay) == "published")
+            .map(|app| model::publishing_state(app, now, delay))
             .ok_or_else(|| GraphError::not_found("mobileApp", id))?;
-        if !published {
+        if publishing != "published" {
             return Err(invalid(format!(
-                "The app {id} cannot be assigned until its publishingState is 'published'."
+                "The app {id} is {publishing} and cannot be assigned until its publishingState \
+                 is 'published'; upload and commit its content, then PATCH \
+                 committedContentVersion."
             )));
         }
 
@@ -364,6 +430,32 @@ impl Shared {
         };
         self.list_response(request, items, kind)
     }
+}
+
+/// Checks that content version `version` of `app` has a file in `commitFileSuccess`.
+fn check_committable(app: &MobileApp, id: &str, version: &str) -> Result<(), GraphError> {
+    let content = app
+        .content_versions
+        .iter()
+        .find(|content| content.id == version)
+        .ok_or_else(|| {
+            invalid(format!(
+                "The app {id} has no content version '{version}'; create it with POST \
+                 .../microsoft.graph.win32LobApp/contentVersions."
+            ))
+        })?;
+    if !content.has_committed_file() {
+        return Err(invalid(format!(
+            "Content version '{version}' of app {id} has no file in commitFileSuccess; commit \
+             a file and read it until its uploadState is commitFileSuccess."
+        )));
+    }
+    Ok(())
+}
+
+/// Returns the current UTC time as Graph writes `createdDateTime`.
+fn timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Returns the first group of an app id, used in ids of tenant-wide assignments.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::upload::ContentUploadKnobs;
 use crate::common::Knobs;
 
 /// Settings of a [`GraphSim`](super::GraphSim): fleet, app credentials, token lifetime,
@@ -27,9 +28,13 @@ pub struct GraphSimConfig {
     pub membership_lag: Duration,
     /// Items per page when the request has no `$top`; default 50.
     pub page_size: usize,
-    /// Delay between creating a `win32LobApp` and its `publishingState` becoming
-    /// `published`; default zero. Assigning an app that is not published gets 400.
+    /// Delay between the PATCH that sets a `win32LobApp`'s `committedContentVersion` and its
+    /// `publishingState` becoming `published`; default zero. Until that PATCH the app is
+    /// `notPublished`, and assigning an app that is not published gets 400.
     pub app_publish_delay: Duration,
+    /// Initial knobs of content upload: pending GETs, SAS lifetime and injected commit
+    /// failures; see [`ContentUploadKnobs`] for the defaults.
+    pub content_upload: ContentUploadKnobs,
     /// Minimum time between two accepted `syncDevice` calls for one device; default 5 s.
     // NOTE: Intune publishes no per-device limit for syncDevice; 5 s is a guess that makes
     // clients handle a per-device 429.
@@ -52,6 +57,7 @@ impl Default for GraphSimConfig {
             membership_lag: Duration::from_millis(300),
             page_size: 50,
             app_publish_delay: Duration::ZERO,
+            content_upload: ContentUploadKnobs::default(),
             sync_device_interval: Duration::from_secs(5),
             intune_limits: IntuneLimits::default(),
             seed: 1,

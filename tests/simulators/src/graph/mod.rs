@@ -3,8 +3,10 @@
 //!
 //! It serves the client credentials token endpoint and, under `/v1.0/` and `/beta/`,
 //! Cloud PCs and provisioning policies, Intune managed devices with `syncDevice`,
-//! `win32LobApp` mobile apps with assignments, Entra ID groups with members, users and
-//! devices, and `$batch`. Lists page with `@odata.nextLink`. Group member reads lag writes,
+//! `win32LobApp` mobile apps with content upload and assignments, Entra ID groups with
+//! members, users and devices, and `$batch`. Content files are uploaded to an imitation of
+//! Azure Blob Storage under `/storage/` on the same listener, and a commit decrypts and
+//! checks the package. Lists page with `@odata.nextLink`. Group member reads lag writes,
 //! Intune paths have the published per-app limits, and faults come from the knobs. Calls to
 //! deny-listed endpoints (reboot, power, reprovision, restore, resize, end grace period,
 //! wipe, retire, bulk actions, provisioning policies and their groups) are recorded in
@@ -23,14 +25,17 @@
 mod apps;
 mod auth;
 mod batch;
+mod blob;
 mod cloudpcs;
 mod config;
+mod content;
 mod deny;
 mod directory;
 mod error;
 mod groups;
 mod intune;
 mod model;
+mod package;
 mod paging;
 mod query;
 mod routes;
@@ -38,7 +43,9 @@ mod seed;
 mod server;
 mod snapshot;
 mod state;
+mod storage;
 mod throttle;
+mod upload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,9 +64,10 @@ pub use self::groups::ALREADY_A_MEMBER;
 pub use self::model::{UNKNOWN_CLOUD_PC_STATUS, UNKNOWN_FIELD};
 pub use self::paging::{MAX_DIRECTORY_PAGE_SIZE, MAX_INTUNE_PAGE_SIZE};
 pub use self::snapshot::{
-    GraphSnapshot, SnapshotApp, SnapshotCloudPc, SnapshotGroup, SnapshotManagedDevice,
-    SnapshotPolicy,
+    GraphSnapshot, SnapshotApp, SnapshotCloudPc, SnapshotContentFile, SnapshotContentVersion,
+    SnapshotGroup, SnapshotManagedDevice, SnapshotPolicy,
 };
+pub use self::upload::{ContentUploadCounters, ContentUploadKnobs, GraphCounters};
 pub use crate::common::{Counters, DeniedCall, Knobs, RetryAfterStyle};
 
 use self::server::Shared;
@@ -150,9 +158,15 @@ impl GraphSim {
         self.shared.counters.snapshot()
     }
 
-    /// Sets every counter back to zero, including the denied calls.
+    /// Returns a copy of the content upload counters.
+    pub fn upload_counters(&self) -> ContentUploadCounters {
+        self.shared.graph_counters().content_upload
+    }
+
+    /// Sets every counter back to zero, including the denied calls and the content upload
+    /// counters.
     pub fn reset_counters(&self) {
-        self.shared.counters.reset();
+        self.shared.reset_graph_counters();
     }
 
     /// Returns the current knobs.
@@ -163,6 +177,17 @@ impl GraphSim {
     /// Replaces the knobs; a new rate limit starts with a full bucket.
     pub fn set_knobs(&self, knobs: Knobs) {
         self.shared.set_knobs(knobs);
+    }
+
+    /// Returns the current content upload knobs; `fail_next_commits` counts down as commits
+    /// arrive.
+    pub fn upload_knobs(&self) -> ContentUploadKnobs {
+        self.shared.upload_knobs()
+    }
+
+    /// Replaces the content upload knobs; files already pending keep their remaining GETs.
+    pub fn set_upload_knobs(&self, knobs: ContentUploadKnobs) {
+        self.shared.set_upload_knobs(knobs);
     }
 
     /// Returns a copy of the tenant.

@@ -2,7 +2,7 @@
 //!
 //! Field names follow the Microsoft Graph v1.0 and beta references of `cloudPC`,
 //! `cloudPcProvisioningPolicy`, `managedDevice`, `win32LobApp`, `mobileAppAssignment`,
-//! `group`, `user` and `device`. v1.0 Cloud PCs have no `status`, `productType` or
+//! `mobileAppContent`, `mobileAppContentFile`, `group`, `user` and `device`. v1.0 Cloud PCs have no `status`, `productType` or
 //! `servicePlanType`; those are beta-only.
 
 use std::time::{Duration, Instant};
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::state::{
-    CloudPc, DirectoryDevice, Group, ManagedDevice, MobileApp, ProvisioningPolicy, User,
+    CloudPc, ContentFile, ContentVersion, DirectoryDevice, Group, ManagedDevice, MobileApp,
+    ProvisioningPolicy, UploadState, User,
 };
 
 /// Name of the undocumented field that the `unknown_values` knob adds to every object.
@@ -187,25 +188,63 @@ pub(crate) fn device(device: &DirectoryDevice) -> Map<String, Value> {
     }))
 }
 
-/// Returns the `publishingState` of an app at `now`.
+/// Returns the `publishingState` of an app at `now`: `notPublished` until a PATCH commits
+/// a content version, then `processing` for `delay`, then `published`.
 pub(crate) fn publishing_state(app: &MobileApp, now: Instant, delay: Duration) -> &'static str {
-    if app.created + delay <= now {
-        "published"
-    } else {
-        "processing"
+    match &app.committed {
+        None => "notPublished",
+        Some((_, at)) if *at + delay <= now => "published",
+        Some(_) => "processing",
     }
 }
 
-/// Renders a mobile app: the stored properties, its id, type and publishing state.
+/// Renders a mobile app: the stored properties, its id, type, committed content version and
+/// publishing state.
 pub(crate) fn mobile_app(app: &MobileApp, publishing: &str) -> Map<String, Value> {
+    let committed = app.committed.as_ref().map(|(version, _)| version.as_str());
     let mut map = Map::new();
     map.insert("@odata.type".into(), json!(app.odata_type));
     map.insert("id".into(), json!(app.id));
     map.extend(app.properties.clone());
+    map.insert("committedContentVersion".into(), json!(committed));
     map.insert("createdDateTime".into(), json!(app.created_at));
-    map.insert("lastModifiedDateTime".into(), json!(app.created_at));
+    map.insert("lastModifiedDateTime".into(), json!(app.modified_at));
     map.insert("publishingState".into(), json!(publishing));
     map
+}
+
+/// Renders a `mobileAppContent`.
+pub(crate) fn content_version(version: &ContentVersion) -> Map<String, Value> {
+    to_map(json!({
+        "@odata.type": "#microsoft.graph.mobileAppContent",
+        "id": version.id,
+    }))
+}
+
+/// Renders a `mobileAppContentFile` of the app `app_id`, with the SAS URL of its last grant
+/// on the listener at `base_url`.
+pub(crate) fn content_file(file: &ContentFile, base_url: &str, app_id: &str) -> Map<String, Value> {
+    let storage_uri = file
+        .sas
+        .as_ref()
+        .map(|grant| grant.url(base_url, app_id, &file.id));
+    let expiry = file.sas.as_ref().map(|grant| grant.expiry_text());
+    to_map(json!({
+        "@odata.type": "#microsoft.graph.mobileAppContentFile",
+        "id": file.id,
+        "name": file.name,
+        "size": file.size,
+        "sizeEncrypted": file.size_encrypted,
+        "sizeInBytes": file.size,
+        "sizeEncryptedInBytes": file.size_encrypted,
+        "manifest": file.manifest,
+        "isDependency": file.is_dependency,
+        "isCommitted": file.upload_state == UploadState::CommitFileSuccess,
+        "uploadState": file.upload_state.as_str(),
+        "azureStorageUri": storage_uri,
+        "azureStorageUriExpirationDateTime": expiry,
+        "createdDateTime": file.created_at,
+    }))
 }
 
 /// Adds the undocumented field and replaces enum values with undocumented ones.

@@ -3,12 +3,16 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Map, Value};
 
+use super::content::ContentPath;
 use super::error::{GraphError, GraphResult};
 use super::model::{self, ApiVersion};
 use super::paging::{self, PageRules};
 use super::query;
 use super::server::Shared;
 use crate::common::http::{SimRequest, SimResponse};
+
+/// The type cast segment before `contentVersions`, lower case.
+const WIN32_CAST: &str = "microsoft.graph.win32lobapp";
 
 impl Shared {
     /// Dispatches a Graph call by method and lower-case path after the version segment.
@@ -62,6 +66,15 @@ impl Shared {
             (Method::DELETE, ["deviceappmanagement", "mobileapps", _]) => {
                 self.delete_app(original[2])
             }
+            (Method::PATCH, ["deviceappmanagement", "mobileapps", _]) => {
+                self.update_app(request, original[2])
+            }
+            (
+                method,
+                ["deviceappmanagement", "mobileapps", _, cast, "contentversions", rest @ ..],
+            ) if *cast == WIN32_CAST => {
+                self.route_content(request, version, method, rest, &original)
+            }
             (
                 Method::POST,
                 ["deviceappmanagement", "mobileapps", _, "assign" | "microsoft.graph.assign"],
@@ -87,6 +100,48 @@ impl Shared {
             (Method::GET, ["devices"]) => self.list_devices(request, version),
             (Method::GET, ["devices", _]) => self.get_device(request, original[1]),
             (method, _) if self.is_known_path(rest) => {
+                Err(GraphError::method_not_allowed(method.as_str()))
+            }
+            _ => Err(GraphError::no_route(&request.path)),
+        }
+    }
+
+    /// Dispatches a call under `mobileApps/{id}/microsoft.graph.win32LobApp/contentVersions`;
+    /// `rest` is the lower-case part after `contentVersions`.
+    fn route_content(
+        &self,
+        request: &SimRequest,
+        version: ApiVersion,
+        method: Method,
+        rest: &[&str],
+        original: &[&str],
+    ) -> GraphResult {
+        let app = original[2];
+        let path = ContentPath {
+            app,
+            version: original.get(5).copied().unwrap_or(""),
+            file: original.get(7).copied().unwrap_or(""),
+        };
+        let action = rest
+            .get(3)
+            .map(|segment| segment.strip_prefix("microsoft.graph.").unwrap_or(segment));
+        match (method, rest.len(), action) {
+            (Method::GET, 0, _) => self.list_content_versions(request, version, app),
+            (Method::POST, 0, _) => self.create_content_version(request, app),
+            (Method::GET, 1, _) => self.get_content_version(request, app, path.version),
+            (Method::GET, 2, _) if rest[1] == "files" => {
+                self.list_content_files(request, version, path)
+            }
+            (Method::POST, 2, _) if rest[1] == "files" => {
+                self.create_content_file(request, app, path.version)
+            }
+            (Method::GET, 3, _) if rest[1] == "files" => self.get_content_file(request, path),
+            (Method::POST, 4, Some("commit")) if rest[1] == "files" => {
+                self.commit_content_file(request, path)
+            }
+            (Method::POST, 4, Some("renewupload")) if rest[1] == "files" => self.renew_upload(path),
+            (method, 0 | 1, _) => Err(GraphError::method_not_allowed(method.as_str())),
+            (method, 2 | 3, _) if rest[1] == "files" => {
                 Err(GraphError::method_not_allowed(method.as_str()))
             }
             _ => Err(GraphError::no_route(&request.path)),

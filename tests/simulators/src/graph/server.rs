@@ -1,5 +1,6 @@
 //! The HTTP front: request decoding, request ids, counting, latency, fault injection,
-//! deny-list recording, Intune limits and the control endpoints under `/_sim/`.
+//! deny-list recording, Intune limits, the control endpoints under `/_sim/`, and the
+//! content storage under `/storage/`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -8,7 +9,7 @@ use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use axum::{Json, Router};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -20,7 +21,9 @@ use super::error::GraphError;
 use super::model::ApiVersion;
 use super::snapshot;
 use super::state::GraphState;
+use super::storage::storage_entry;
 use super::throttle::{IntuneService, Throttle};
+use super::upload::{ContentUploadCounters, ContentUploadKnobs};
 use crate::common::counters::CounterSet;
 use crate::common::http::{SimRequest, SimResponse, TokenBucket, HTML_502_BODY};
 use crate::common::{DeniedCall, Knobs};
@@ -29,7 +32,8 @@ use crate::common::{DeniedCall, Knobs};
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Lower-case path segments kept in counter route keys; every other segment is an id.
-const ROUTE_KEYWORDS: [&str; 24] = [
+/// A `microsoft.graph.` prefix is kept when the rest of the segment is listed.
+const ROUTE_KEYWORDS: &[&str] = &[
     "v1.0",
     "beta",
     "oauth2",
@@ -47,6 +51,11 @@ const ROUTE_KEYWORDS: [&str; 24] = [
     "mobileapps",
     "assign",
     "assignments",
+    "win32lobapp",
+    "contentversions",
+    "files",
+    "commit",
+    "renewupload",
     "groups",
     "members",
     "$ref",
@@ -54,6 +63,7 @@ const ROUTE_KEYWORDS: [&str; 24] = [
     "devices",
     "directoryobjects",
     "bulkactions",
+    "storage",
 ];
 
 /// Ids a Graph response carries in its headers and error bodies.
@@ -92,9 +102,11 @@ pub(crate) struct Shared {
     pub bucket: Mutex<Option<TokenBucket>>,
     pub throttle: Mutex<Throttle>,
     pub fault_rng: Mutex<StdRng>,
+    pub upload_knobs: Mutex<ContentUploadKnobs>,
+    pub upload_counters: Mutex<ContentUploadCounters>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Handlers validate before they mutate, so state behind a poisoned lock is consistent.
     mutex
         .lock()
@@ -113,6 +125,8 @@ impl Shared {
             bucket: Mutex::new(bucket),
             throttle: Mutex::new(Throttle::default()),
             fault_rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x6a7a_b0b5)),
+            upload_knobs: Mutex::new(config.content_upload.clone()),
+            upload_counters: Mutex::new(ContentUploadCounters::default()),
             config,
         }
     }
@@ -279,7 +293,7 @@ pub(crate) fn route_key(request: &SimRequest) -> String {
     for segment in &request.lower {
         key.push('/');
         let action = segment.strip_prefix("microsoft.graph.").unwrap_or(segment);
-        let keep = ROUTE_KEYWORDS.contains(&segment.as_str())
+        let keep = ROUTE_KEYWORDS.contains(&action)
             || DENIED_ACTIONS.iter().any(|(name, _)| *name == action);
         key.push_str(if keep { segment } else { "{id}" });
     }
@@ -340,12 +354,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route(
             "/_sim/counters",
-            get(|State(s): State<Arc<Shared>>| async move { Json(s.counters.snapshot()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.graph_counters()) }),
         )
         .route(
             "/_sim/counters/reset",
             post(|State(s): State<Arc<Shared>>| async move {
-                s.counters.reset();
+                s.reset_graph_counters();
                 StatusCode::NO_CONTENT
             }),
         )
@@ -363,6 +377,17 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             )
             .get(|State(s): State<Arc<Shared>>| async move { Json(s.knobs()) }),
         )
+        .route(
+            "/_sim/upload/knobs",
+            put(
+                |State(s): State<Arc<Shared>>, Json(knobs): Json<ContentUploadKnobs>| async move {
+                    s.set_upload_knobs(knobs.clone());
+                    Json(knobs)
+                },
+            )
+            .get(|State(s): State<Arc<Shared>>| async move { Json(s.upload_knobs()) }),
+        )
+        .route("/storage/{*blob}", any(storage_entry))
         .route(
             "/_sim/tokens/expire",
             post(|State(s): State<Arc<Shared>>| async move {

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::model;
 use super::server::Shared;
+use super::state::ContentVersion;
 
 /// The tenant at one moment, as `GET /_sim/state` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +116,34 @@ pub struct SnapshotApp {
     pub app: Value,
     /// `mobileAppAssignment` objects as `GET …/assignments` returns them.
     pub assignments: Vec<Value>,
+    /// Content versions in creation order, with their files.
+    pub content_versions: Vec<SnapshotContentVersion>,
+}
+
+/// A content version of a [`SnapshotApp`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotContentVersion {
+    /// "1", "2", ... in creation order.
+    pub id: String,
+    pub files: Vec<SnapshotContentFile>,
+}
+
+/// A content file in a [`SnapshotContentVersion`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotContentFile {
+    pub id: String,
+    pub name: String,
+    /// Declared bytes before encryption.
+    pub size: u64,
+    /// Declared bytes after encryption.
+    pub size_encrypted: u64,
+    /// `uploadState` of the file, for example `commitFilePending`; a snapshot does not
+    /// advance it as a GET of the file does.
+    pub upload_state: String,
+    /// Bytes of the blob after the last Put Block List; `None` before the first one.
+    pub blob_bytes: Option<u64>,
+    /// Why the last commit failed, once `commitFileFailed` showed.
+    pub failure_reason: Option<String>,
 }
 
 /// Copies the tenant out of the shared state.
@@ -191,6 +220,7 @@ pub(crate) fn take(shared: &Shared) -> GraphSnapshot {
                 model::publishing_state(app, now, delay),
             )),
             assignments: app.assignments.clone(),
+            content_versions: app.content_versions.iter().map(snapshot_version).collect(),
         })
         .collect();
     GraphSnapshot {
@@ -201,5 +231,25 @@ pub(crate) fn take(shared: &Shared) -> GraphSnapshot {
         mobile_apps,
         sync_requests: state.sync_requests.clone(),
         agent_only_laptops: state.agent_only_laptops.clone(),
+    }
+}
+
+fn snapshot_version(version: &ContentVersion) -> SnapshotContentVersion {
+    let files = version
+        .files
+        .iter()
+        .map(|file| SnapshotContentFile {
+            id: file.id.clone(),
+            name: file.name.clone(),
+            size: file.size,
+            size_encrypted: file.size_encrypted,
+            upload_state: file.upload_state.as_str().to_string(),
+            blob_bytes: file.blob.exists().then(|| file.blob.committed_length()),
+            failure_reason: file.failure_reason.clone(),
+        })
+        .collect();
+    SnapshotContentVersion {
+        id: version.id.clone(),
+        files,
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
+use super::blob::Blob;
 use super::seed::random_uuid;
+use super::storage::SasGrant;
 
 /// Windows 365 edition of a Cloud PC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,13 +138,101 @@ impl Group {
 #[derive(Debug, Clone)]
 pub(crate) struct MobileApp {
     pub id: String,
-    /// Properties as the client sent them, without `id` and `@odata.type`.
+    /// Properties as the client sent them, without `id`, `@odata.type` and
+    /// `committedContentVersion`.
     pub properties: Map<String, Value>,
     pub odata_type: String,
-    pub created: Instant,
     pub created_at: String,
+    pub modified_at: String,
     /// `mobileAppAssignment` objects as returned by `GET …/assignments`.
     pub assignments: Vec<Value>,
+    /// Content versions in creation order; their ids are "1", "2", ...
+    pub content_versions: Vec<ContentVersion>,
+    /// The content version a PATCH committed, and when.
+    pub committed: Option<(String, Instant)>,
+}
+
+impl MobileApp {
+    pub fn content_version_mut(&mut self, id: &str) -> Option<&mut ContentVersion> {
+        self.content_versions.iter_mut().find(|v| v.id == id)
+    }
+}
+
+/// A `mobileAppContent`: one upload of an app's content, with its files.
+#[derive(Debug, Clone)]
+pub(crate) struct ContentVersion {
+    pub id: String,
+    pub files: Vec<ContentFile>,
+}
+
+impl ContentVersion {
+    pub fn file_mut(&mut self, id: &str) -> Option<&mut ContentFile> {
+        self.files
+            .iter_mut()
+            .find(|f| f.id.eq_ignore_ascii_case(id))
+    }
+
+    /// Returns whether a file of the version ended `commitFileSuccess`.
+    pub fn has_committed_file(&self) -> bool {
+        self.files
+            .iter()
+            .any(|file| file.upload_state == UploadState::CommitFileSuccess)
+    }
+}
+
+/// `mobileAppContentFileUploadState` members that a content file passes through here
+/// (Microsoft Graph v1.0 `mobileAppContentFile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UploadState {
+    AzureStorageUriRequestPending,
+    AzureStorageUriRequestSuccess,
+    AzureStorageUriRenewalPending,
+    AzureStorageUriRenewalSuccess,
+    CommitFilePending,
+    CommitFileSuccess,
+    CommitFileFailed,
+}
+
+impl UploadState {
+    /// Returns the enum member as Graph spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadState::AzureStorageUriRequestPending => "azureStorageUriRequestPending",
+            UploadState::AzureStorageUriRequestSuccess => "azureStorageUriRequestSuccess",
+            UploadState::AzureStorageUriRenewalPending => "azureStorageUriRenewalPending",
+            UploadState::AzureStorageUriRenewalSuccess => "azureStorageUriRenewalSuccess",
+            UploadState::CommitFilePending => "commitFilePending",
+            UploadState::CommitFileSuccess => "commitFileSuccess",
+            UploadState::CommitFileFailed => "commitFileFailed",
+        }
+    }
+}
+
+/// A `mobileAppContentFile` and the blob uploaded for it.
+#[derive(Debug, Clone)]
+pub(crate) struct ContentFile {
+    pub id: String,
+    pub name: String,
+    /// Bytes before encryption.
+    pub size: u64,
+    /// Bytes after encryption: the length the blob must have.
+    pub size_encrypted: u64,
+    pub manifest: Value,
+    pub is_dependency: bool,
+    pub created_at: String,
+    pub upload_state: UploadState,
+    /// GETs of the file that still show the current pending state.
+    pub polls_left: u32,
+    /// Outcome of the last commit, shown when `commitFilePending` ends: `Err` contains the
+    /// reason of a failure.
+    pub commit_outcome: Result<(), String>,
+    /// Why the last commit failed, once `commitFileFailed` shows.
+    pub failure_reason: Option<String>,
+    /// The last SAS granted, shown as `azureStorageUri`.
+    pub sas: Option<SasGrant>,
+    /// Whether a commit revoked `sas`, so that storage rejects it.
+    pub sas_revoked: bool,
+    pub blob: Blob,
 }
 
 /// Everything the simulated tenant holds.

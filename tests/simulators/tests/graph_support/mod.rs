@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod content;
+
 use broker_sim::graph::{GraphFleet, GraphSim, GraphSimConfig, GRAPH_DEFAULT_SCOPE};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
