@@ -4,14 +4,17 @@
 //! physical endpoints) deliver through an agent on each machine that polls the gateway. The
 //! gateway implements [`AgentChannel`] and hands it to such providers: `place` records the
 //! desired container of each machine, and `observe` reads back what the agents reported.
+//! Agents also report their machine's user sessions, which [`agent_blocking_reason`] weighs
+//! against the activation mode.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Activation, Container, ProviderResult};
+use crate::{Activation, Container, ProviderResult, Session};
 
 /// What an agent reported for one container on its machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +54,93 @@ pub struct AgentMachine {
     pub labels: BTreeMap<String, String>,
     /// Time of the agent's latest check-in.
     pub last_seen: DateTime<Utc>,
+    /// Sessions of the latest check-in, or `None` when that check-in carried no session list,
+    /// as from agents that predate session reporting. An empty list means no session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<AgentSessions>,
+}
+
+/// User sessions an agent reported for its machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSessions {
+    /// Sessions open at the check-in; empty when no user had a session.
+    pub sessions: Vec<Session>,
+    /// Time of the check-in that carried them.
+    pub reported_at: DateTime<Utc>,
+}
+
+impl AgentMachine {
+    /// Returns the sessions of the latest check-in, when they may be trusted at `now`.
+    ///
+    /// # Errors
+    /// Returns why the sessions are unknown: the agent never reported any, or its latest
+    /// report is older than `stale_after`.
+    pub fn current_sessions(
+        &self,
+        now: DateTime<Utc>,
+        stale_after: Duration,
+    ) -> Result<&[Session], String> {
+        let Some(reported) = &self.sessions else {
+            return Err(format!(
+                "the agent of {} reports no sessions (an agent older than session reporting)",
+                self.machine
+            ));
+        };
+        let limit = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+        if now.signed_duration_since(reported.reported_at) > limit {
+            return Err(format!(
+                "the agent of {} last reported sessions at {}, more than {} ago",
+                self.machine,
+                reported
+                    .reported_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                format_limit(stale_after)
+            ));
+        }
+        Ok(&reported.sessions)
+    }
+}
+
+/// Decides whether an agent-delivered machine may change now under `activation`, from the
+/// sessions its agent reported. Returns the reason to defer it, or `None` to go ahead.
+///
+/// `agent` is the machine's registration, `None` when no agent checked in. The sessions are
+/// unknown without an agent, without a session report, or with a report older than
+/// `stale_after`. Then `when_idle` and `next_logon` defer the machine, because the gateway
+/// cannot tell whether a user is signed in. [`crate::SessionState`] counts brokers' unknown
+/// session states as active for the same reason. `immediate` never waits.
+pub fn agent_blocking_reason(
+    activation: Activation,
+    agent: Option<&AgentMachine>,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+) -> Option<String> {
+    if activation == Activation::Immediate {
+        return None;
+    }
+    let sessions = match agent {
+        None => Err("no agent has checked in for this machine".to_owned()),
+        Some(agent) => agent.current_sessions(now, stale_after),
+    };
+    match sessions {
+        Ok(sessions) => activation.blocking_reason(sessions),
+        Err(unknown) => Some(format!(
+            "sessions unknown: {unknown}; {} waits until the agent reports them (activation \
+             immediate does not wait)",
+            activation.as_str()
+        )),
+    }
+}
+
+/// Formats a staleness limit in whole hours when it is one, otherwise in seconds.
+fn format_limit(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let (hours, rest) = (seconds / 3600, seconds % 3600);
+    if hours > 0 && rest == 0 {
+        format!("{hours} h")
+    } else {
+        format!("{seconds} s")
+    }
 }
 
 /// The gateway's agent channel, scoped by provider name.
@@ -97,6 +187,24 @@ pub trait AgentChannel: Send + Sync + std::fmt::Debug {
         let _ = provider;
         Ok(Vec::new())
     }
+
+    /// Returns the registrations of `machines` for `provider`, with the sessions of their
+    /// latest check-in; machines no agent registered are absent. The default filters
+    /// [`AgentChannel::machines`].
+    ///
+    /// # Errors
+    /// Fails when the gateway's store fails.
+    async fn machines_by_id(
+        &self,
+        provider: &str,
+        machines: &[String],
+    ) -> ProviderResult<Vec<AgentMachine>> {
+        let requested: std::collections::HashSet<&str> =
+            machines.iter().map(String::as_str).collect();
+        let mut registered = self.machines(provider).await?;
+        registered.retain(|m| requested.contains(m.machine.as_str()));
+        Ok(registered)
+    }
 }
 
 /// An in-process agent channel for provider tests: it stores desired state in memory, and
@@ -135,13 +243,31 @@ impl MemoryAgentChannel {
         self.lock().desired.get(&key).cloned()
     }
 
-    /// Registers a machine for `provider` as its agent's check-in would, replacing its labels
-    /// and setting its last check-in to now.
+    /// Registers a machine for `provider` as a check-in without sessions would (an agent
+    /// older than session reporting), replacing its labels and setting its last check-in to
+    /// now.
     pub fn register(&self, provider: &str, machine: &str, labels: BTreeMap<String, String>) {
+        self.check_in(provider, machine, labels, None, Utc::now());
+    }
+
+    /// Records a check-in of `machine` at `at`, as its agent's report would: labels and
+    /// sessions are replaced, and `None` sessions mean the check-in carried none.
+    pub fn check_in(
+        &self,
+        provider: &str,
+        machine: &str,
+        labels: BTreeMap<String, String>,
+        sessions: Option<Vec<Session>>,
+        at: DateTime<Utc>,
+    ) {
         let entry = AgentMachine {
             machine: machine.to_owned(),
             labels,
-            last_seen: Utc::now(),
+            last_seen: at,
+            sessions: sessions.map(|sessions| AgentSessions {
+                sessions,
+                reported_at: at,
+            }),
         };
         self.lock()
             .machines
@@ -244,6 +370,174 @@ impl AgentChannel for MemoryAgentChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SessionState;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn session(user: &str, state: SessionState) -> Session {
+        Session {
+            user: user.to_owned(),
+            state,
+        }
+    }
+
+    fn agent(sessions: Option<Vec<Session>>, age: chrono::Duration) -> AgentMachine {
+        let at = Utc::now() - age;
+        AgentMachine {
+            machine: "LT-0001".into(),
+            labels: BTreeMap::new(),
+            last_seen: at,
+            sessions: sessions.map(|sessions| AgentSessions {
+                sessions,
+                reported_at: at,
+            }),
+        }
+    }
+
+    #[test]
+    fn blocking_reason_table() {
+        let fresh = chrono::Duration::minutes(5);
+        let stale = chrono::Duration::hours(25);
+        let active = vec![session("HOSP\\nurse1", SessionState::Active)];
+        let disconnected = vec![session("HOSP\\nurse2", SessionState::Disconnected)];
+        let cases: [(&str, Activation, Option<AgentMachine>, bool); 14] = [
+            (
+                "active, when_idle",
+                Activation::WhenIdle,
+                Some(agent(Some(active.clone()), fresh)),
+                true,
+            ),
+            (
+                "active, next_logon",
+                Activation::NextLogon,
+                Some(agent(Some(active.clone()), fresh)),
+                true,
+            ),
+            (
+                "active, immediate",
+                Activation::Immediate,
+                Some(agent(Some(active.clone()), fresh)),
+                false,
+            ),
+            (
+                "disconnected, when_idle",
+                Activation::WhenIdle,
+                Some(agent(Some(disconnected.clone()), fresh)),
+                false,
+            ),
+            (
+                "disconnected, next_logon",
+                Activation::NextLogon,
+                Some(agent(Some(disconnected.clone()), fresh)),
+                true,
+            ),
+            (
+                "zero sessions, when_idle",
+                Activation::WhenIdle,
+                Some(agent(Some(Vec::new()), fresh)),
+                false,
+            ),
+            (
+                "zero sessions, next_logon",
+                Activation::NextLogon,
+                Some(agent(Some(Vec::new()), fresh)),
+                false,
+            ),
+            (
+                "never reported, when_idle",
+                Activation::WhenIdle,
+                Some(agent(None, fresh)),
+                true,
+            ),
+            (
+                "never reported, next_logon",
+                Activation::NextLogon,
+                Some(agent(None, fresh)),
+                true,
+            ),
+            (
+                "never reported, immediate",
+                Activation::Immediate,
+                Some(agent(None, fresh)),
+                false,
+            ),
+            (
+                "stale zero sessions, when_idle",
+                Activation::WhenIdle,
+                Some(agent(Some(Vec::new()), stale)),
+                true,
+            ),
+            (
+                "stale zero sessions, immediate",
+                Activation::Immediate,
+                Some(agent(Some(Vec::new()), stale)),
+                false,
+            ),
+            ("no agent, when_idle", Activation::WhenIdle, None, true),
+            ("no agent, immediate", Activation::Immediate, None, false),
+        ];
+        for (case, activation, agent, blocked) in cases {
+            let reason = agent_blocking_reason(activation, agent.as_ref(), Utc::now(), DAY);
+            assert_eq!(reason.is_some(), blocked, "{case}: {reason:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_sessions_name_the_cause() {
+        let never = agent(None, chrono::Duration::zero());
+        let reason = agent_blocking_reason(Activation::WhenIdle, Some(&never), Utc::now(), DAY)
+            .expect("deferred");
+        assert!(reason.contains("reports no sessions"), "{reason}");
+        assert!(reason.contains("when_idle"), "{reason}");
+
+        let stale = agent(Some(Vec::new()), chrono::Duration::hours(30));
+        let reason = agent_blocking_reason(Activation::NextLogon, Some(&stale), Utc::now(), DAY)
+            .expect("deferred");
+        assert!(reason.contains("more than 24 h ago"), "{reason}");
+    }
+
+    #[test]
+    fn fresh_sessions_are_returned() {
+        let reported = vec![session("HOSP\\nurse1", SessionState::Active)];
+        let machine = agent(Some(reported.clone()), chrono::Duration::minutes(1));
+        let sessions = machine
+            .current_sessions(Utc::now(), DAY)
+            .expect("fresh sessions");
+        assert_eq!(sessions, reported.as_slice());
+    }
+
+    #[test]
+    fn session_limit_is_inclusive() {
+        let now = Utc::now();
+        let mut machine = agent(Some(Vec::new()), chrono::Duration::zero());
+        if let Some(sessions) = machine.sessions.as_mut() {
+            sessions.reported_at = now - chrono::Duration::hours(24);
+        }
+        assert!(machine.current_sessions(now, DAY).is_ok());
+        assert!(machine
+            .current_sessions(now + chrono::Duration::seconds(1), DAY)
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn check_in_replaces_sessions() {
+        let channel = MemoryAgentChannel::default();
+        let active = vec![session("HOSP\\nurse1", SessionState::Active)];
+        channel.check_in(
+            "p",
+            "LT-1",
+            BTreeMap::new(),
+            Some(active.clone()),
+            Utc::now(),
+        );
+        let machines = channel.machines("p").await.expect("machines");
+        let reported = machines[0].sessions.as_ref().expect("sessions reported");
+        assert_eq!(reported.sessions, active);
+
+        channel.register("p", "LT-1", BTreeMap::new());
+        let machines = channel.machines("p").await.expect("machines");
+        assert_eq!(machines[0].sessions, None);
+    }
 
     #[tokio::test]
     async fn registered_machines_are_listed_per_provider() {
@@ -256,6 +550,22 @@ mod tests {
         assert_eq!(machines.len(), 1);
         assert_eq!(machines[0].machine, "LT-0001");
         assert_eq!(machines[0].labels, labels);
+    }
+
+    #[tokio::test]
+    async fn machines_by_id_filters() {
+        let channel = MemoryAgentChannel::default();
+        for machine in ["LT-1", "LT-2", "LT-3"] {
+            channel.register("p", machine, BTreeMap::new());
+        }
+        channel.register("other", "LT-1", BTreeMap::new());
+        let requested = vec!["LT-1".to_owned(), "LT-3".to_owned(), "LT-9".to_owned()];
+        let found = channel
+            .machines_by_id("p", &requested)
+            .await
+            .expect("machines");
+        let ids: Vec<&str> = found.iter().map(|m| m.machine.as_str()).collect();
+        assert_eq!(ids, ["LT-1", "LT-3"]);
     }
 
     #[tokio::test]

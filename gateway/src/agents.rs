@@ -73,4 +73,15 @@ impl AgentChannel for StoreAgentChannel {
             .await
             .map_err(store_failure)
     }
+
+    async fn machines_by_id(
+        &self,
+        provider: &str,
+        machines: &[String],
+    ) -> ProviderResult<Vec<AgentMachine>> {
+        self.store
+            .agent_machines_by_id(provider, machines)
+            .await
+            .map_err(store_failure)
+    }
 }

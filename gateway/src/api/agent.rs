@@ -1,6 +1,6 @@
 //! `/v1/agent/*`: agents poll for their machine's desired containers (with an ETag) and report
-//! what they installed. Agents authenticate with their provider's agent token, which also
-//! scopes them to that provider's machines.
+//! what they installed and which user sessions are open. Agents authenticate with their
+//! provider's agent token, which also scopes them to that provider's machines.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use vdi_contracts::{AgentContainerState, AgentReport};
+use vdi_contracts::{AgentContainerState, AgentReport, Session, SessionState};
 
 use super::error::ApiError;
 use super::json::ApiJson;
@@ -19,6 +19,13 @@ use super::AppState;
 
 /// Maximum length of a machine id an agent may send.
 const MAX_MACHINE_LEN: usize = 256;
+
+/// Maximum length of a session's user name; Windows caps `DOMAIN\user` well below it.
+const MAX_USER_LEN: usize = 256;
+
+/// Maximum sessions in one check-in; an estimate well above the users of one multi-session
+/// host, which bounds the stored document.
+const MAX_SESSIONS: usize = 1000;
 
 /// Returns the provider whose agent token the request carries.
 fn agent_provider(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
@@ -120,6 +127,14 @@ pub struct ReportedContainer {
     detail: String,
 }
 
+/// One user session in an agent report.
+#[derive(Debug, Deserialize)]
+pub struct ReportedSession {
+    user: String,
+    /// Kept as text so that an unknown state gets a message naming it.
+    state: String,
+}
+
 /// Body of `POST /v1/agent/report`; unknown fields from newer agents are ignored.
 #[derive(Debug, Deserialize)]
 pub struct ReportBody {
@@ -127,6 +142,48 @@ pub struct ReportBody {
     containers: Vec<ReportedContainer>,
     #[serde(default)]
     labels: Option<serde_json::Value>,
+    /// Sessions open on the machine. Absent or `null` from agents that do not report them,
+    /// which leaves the machine's sessions unknown; an empty list means no session.
+    #[serde(default)]
+    sessions: Option<Vec<ReportedSession>>,
+}
+
+/// Checks reported sessions and converts them to the contract's sessions.
+fn check_sessions(reported: Vec<ReportedSession>) -> Result<Vec<Session>, ApiError> {
+    if reported.len() > MAX_SESSIONS {
+        return Err(ApiError::invalid(format!(
+            "sessions has {} entries; send at most {MAX_SESSIONS}",
+            reported.len()
+        )));
+    }
+    reported
+        .into_iter()
+        .enumerate()
+        .map(|(index, session)| {
+            let state = match session.state.as_str() {
+                "active" => SessionState::Active,
+                "disconnected" => SessionState::Disconnected,
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "sessions[{index}].state {other:?} is not a session state; send \
+                         \"active\" while a user is connected, even when locked or idle, and \
+                         \"disconnected\" otherwise"
+                    )))
+                }
+            };
+            let user = session.user;
+            if user.is_empty()
+                || user.chars().count() > MAX_USER_LEN
+                || user.chars().any(char::is_control)
+            {
+                return Err(ApiError::invalid(format!(
+                    "sessions[{index}].user {user:?} must be 1 to {MAX_USER_LEN} characters \
+                     without control characters"
+                )));
+            }
+            Ok(Session { user, state })
+        })
+        .collect()
 }
 
 /// `POST /v1/agent/report`.
@@ -137,6 +194,7 @@ pub async fn report(
 ) -> Result<StatusCode, ApiError> {
     let provider = agent_provider(&state, &headers)?;
     check_machine(&body.machine)?;
+    let sessions = body.sessions.map(check_sessions).transpose()?;
     let reports: Vec<AgentReport> = body
         .containers
         .into_iter()
@@ -154,7 +212,15 @@ pub async fn report(
         .await?;
     state
         .store
-        .touch_agent_machine(&provider, &body.machine, &body.labels.unwrap_or(json!({})))
+        .touch_agent_machine(
+            &provider,
+            &body.machine,
+            &body.labels.unwrap_or(json!({})),
+            sessions.as_deref(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests;

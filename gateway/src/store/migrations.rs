@@ -161,6 +161,14 @@ CREATE TABLE freeze_overrides (
 "#,
     ),
     (4, "append-only audit and events", "{append_only}"),
+    (
+        5,
+        "agent sessions",
+        r#"
+ALTER TABLE agent_machines ADD COLUMN sessions TEXT;
+ALTER TABLE agent_machines ADD COLUMN sessions_reported_at TEXT;
+"#,
+    ),
 ];
 
 /// Triggers that reject updates and deletes of audit records and events, so the trail cannot

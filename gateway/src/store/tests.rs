@@ -344,3 +344,108 @@ async fn audit_is_append_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn agent_sessions_round_trip() {
+    use vdi_contracts::{Session, SessionState};
+
+    for store in testing::all().await {
+        let backend = store.backend();
+        store.register_agent_machine("p1", "LT-1").await.unwrap();
+        let registered = store.agent_machines("p1").await.unwrap();
+        assert_eq!(registered[0].sessions, None, "{backend:?}: first poll");
+
+        let sessions = vec![
+            Session {
+                user: "HOSP\\nurse1".into(),
+                state: SessionState::Active,
+            },
+            Session {
+                user: "HOSP\\nurse2".into(),
+                state: SessionState::Disconnected,
+            },
+        ];
+        let labels = serde_json::json!({"site": "north"});
+        let before = Utc::now() - chrono::Duration::seconds(1);
+        store
+            .touch_agent_machine("p1", "LT-1", &labels, Some(&sessions))
+            .await
+            .unwrap();
+        let machines = store.agent_machines("p1").await.unwrap();
+        let reported = machines[0].sessions.clone().expect("sessions stored");
+        assert_eq!(reported.sessions, sessions, "{backend:?}");
+        assert!(reported.reported_at >= before, "{backend:?}: reported_at");
+        assert_eq!(machines[0].labels["site"], "north", "{backend:?}");
+
+        store
+            .touch_agent_machine("p1", "LT-1", &labels, Some(&[]))
+            .await
+            .unwrap();
+        let machines = store.agent_machines("p1").await.unwrap();
+        let reported = machines[0].sessions.clone().expect("zero sessions stored");
+        assert!(reported.sessions.is_empty(), "{backend:?}: zero sessions");
+
+        store
+            .touch_agent_machine("p1", "LT-1", &labels, None)
+            .await
+            .unwrap();
+        let machines = store.agent_machines("p1").await.unwrap();
+        assert_eq!(machines[0].sessions, None, "{backend:?}: not reported");
+
+        store.register_agent_machine("p1", "LT-1").await.unwrap();
+        let machines = store.agent_machines("p1").await.unwrap();
+        assert_eq!(
+            machines[0].labels["site"], "north",
+            "{backend:?}: poll kept labels"
+        );
+        assert!(store.agent_machines("p2").await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn poll_keeps_reported_sessions() {
+    use vdi_contracts::{Session, SessionState};
+
+    for store in testing::all().await {
+        let sessions = vec![Session {
+            user: "HOSP\\dr1".into(),
+            state: SessionState::Active,
+        }];
+        store
+            .touch_agent_machine("p1", "LT-2", &serde_json::json!({}), Some(&sessions))
+            .await
+            .unwrap();
+        store.register_agent_machine("p1", "LT-2").await.unwrap();
+        let machines = store.agent_machines("p1").await.unwrap();
+        let after_poll = machines[0].sessions.clone().map(|s| s.sessions);
+        assert_eq!(after_poll, Some(sessions), "{:?}", store.backend());
+    }
+}
+
+#[tokio::test]
+async fn agent_machines_by_id_reads_only_those() {
+    for store in testing::all().await {
+        let labels = serde_json::json!({});
+        let machines: Vec<String> = (0..1203).map(|i| format!("LT-{i:04}")).collect();
+        for machine in &machines {
+            store
+                .touch_agent_machine("p1", machine, &labels, Some(&[]))
+                .await
+                .unwrap();
+        }
+        store
+            .touch_agent_machine("p2", "LT-0001", &labels, None)
+            .await
+            .unwrap();
+        let mut requested: Vec<String> = machines.iter().step_by(2).cloned().collect();
+        requested.push("LT-9999".into());
+        requested.push("LT-0000".into());
+        let found = store.agent_machines_by_id("p1", &requested).await.unwrap();
+        let backend = store.backend();
+        assert_eq!(found.len(), 602, "{backend:?}");
+        assert_eq!(found[0].machine, "LT-0000", "{backend:?}");
+        assert!(found.iter().all(|m| m.sessions.is_some()), "{backend:?}");
+        let none = store.agent_machines_by_id("p1", &[]).await.unwrap();
+        assert!(none.is_empty(), "{backend:?}");
+    }
+}

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use broker_sim::agent::{AgentFleet, AgentFleetConfig, Report};
+use broker_sim::agent::{AgentFleet, AgentFleetConfig, Report, ReportedSession};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "agent-token";
@@ -221,4 +221,84 @@ async fn unreachable_gateway_counts_errors_and_stops() {
     wait_for("errors", || fleet.counters().errors >= 4).await;
     let stopped = tokio::time::timeout(Duration::from_secs(2), fleet.stop()).await;
     assert!(stopped.is_ok(), "stop returns promptly");
+}
+
+/// Returns the latest report the mock accepted from `machine`.
+fn last_report(mock: &Shared, machine: &str) -> Option<Report> {
+    let mock = mock.lock().unwrap();
+    mock.reports
+        .iter()
+        .rev()
+        .find(|r| r.machine == machine)
+        .cloned()
+}
+
+#[tokio::test]
+async fn reports_carry_configured_sessions() {
+    let mock: Shared = Arc::default();
+    let url = start_mock(mock.clone()).await;
+    let sessions = BTreeMap::from([
+        (
+            "busy".to_string(),
+            vec![ReportedSession::active("HOSP\\nurse1")],
+        ),
+        (
+            "away".to_string(),
+            vec![ReportedSession::disconnected("HOSP\\nurse2")],
+        ),
+    ]);
+    let fleet = AgentFleet::start(AgentFleetConfig {
+        sessions,
+        unreported_sessions: vec!["old".to_string()],
+        ..config(url, &["busy", "away", "idle", "old"])
+    });
+    wait_for("four reports", || fleet.counters().reports >= 4).await;
+
+    let busy = last_report(&mock, "busy").unwrap().sessions.unwrap();
+    assert_eq!(busy, vec![ReportedSession::active("HOSP\\nurse1")]);
+    let away = last_report(&mock, "away").unwrap().sessions.unwrap();
+    assert_eq!(away[0].state, "disconnected");
+    let idle = last_report(&mock, "idle").unwrap().sessions;
+    assert_eq!(idle, Some(Vec::new()));
+    let old = last_report(&mock, "old").unwrap().sessions;
+    assert_eq!(old, None);
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn session_change_sends_check_in() {
+    let mock: Shared = Arc::default();
+    set_desired(&mock, "m1", vec![container("epic", "1.0")]);
+    let url = start_mock(mock.clone()).await;
+    let fleet = AgentFleet::start(config(url, &["m1"]));
+    wait_for("the first report", || fleet.counters().reports >= 1).await;
+    wait_for("a 304", || fleet.counters().not_modified >= 1).await;
+    assert_eq!(fleet.counters().check_ins, 0);
+
+    assert!(fleet.set_sessions("m1", Some(vec![ReportedSession::active("HOSP\\dr1")])));
+    wait_for("a check-in", || fleet.counters().check_ins >= 1).await;
+    let check_in = last_report(&mock, "m1").unwrap();
+    assert!(check_in.containers.is_empty());
+    assert_eq!(check_in.sessions.unwrap()[0].user, "HOSP\\dr1");
+
+    assert!(fleet.set_sessions("m1", Some(Vec::new())));
+    wait_for("a second check-in", || fleet.counters().check_ins >= 2).await;
+    assert_eq!(last_report(&mock, "m1").unwrap().sessions, Some(Vec::new()));
+    assert_eq!(fleet.counters().reports, 1);
+    assert!(!fleet.set_sessions("unknown", None));
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn report_interval_repeats_check_ins() {
+    let mock: Shared = Arc::default();
+    let url = start_mock(mock.clone()).await;
+    let fleet = AgentFleet::start(AgentFleetConfig {
+        report_interval: Duration::from_millis(100),
+        ..config(url, &["m1"])
+    });
+    wait_for("three check-ins", || fleet.counters().check_ins >= 3).await;
+    assert_eq!(fleet.counters().reports, 1);
+    assert_eq!(fleet.counters().errors, 0);
+    fleet.stop().await;
 }

@@ -3,8 +3,11 @@
 //! Each agent polls `GET {gateway}/v1/agent/desired?machine=ID` with its last `ETag` in
 //! `If-None-Match`. On 200 it waits `install_delay`, "installs" every listed container,
 //! removes the containers no longer listed and sends `POST {gateway}/v1/agent/report`,
-//! expecting 204. On 304 it does nothing. Failed polls and reports are counted and retried
-//! on the next poll, because the agent keeps its old `ETag` until a report succeeds.
+//! expecting 204. On 304 it sends a check-in (a report with no containers) only when its
+//! machine's sessions changed or `report_interval` has passed. Every report carries the
+//! machine's user sessions, except from agents configured to leave them out. Failed polls and
+//! reports are counted and retried on the next poll, because the agent keeps its old `ETag`
+//! until a report succeeds.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -33,7 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use self::config::AgentFleetConfig;
-pub use self::wire::{DesiredContainer, DesiredState, Report, ReportedContainer};
+pub use self::wire::{DesiredContainer, DesiredState, Report, ReportedContainer, ReportedSession};
 
 use self::poll::{worker, FleetShared};
 
@@ -44,8 +47,10 @@ pub struct AgentCounters {
     pub polls: u64,
     /// Polls that got 304.
     pub not_modified: u64,
-    /// Reports that got 204.
+    /// Reports after a 200 poll that got 204.
     pub reports: u64,
+    /// Check-ins after a 304 poll (reports without containers, for the sessions) that got 204.
+    pub check_ins: u64,
     /// Failed polls and reports: transport errors, unexpected status codes and bodies.
     pub errors: u64,
 }
@@ -115,6 +120,19 @@ impl AgentFleet {
             .collect()
     }
 
+    /// Replaces the sessions open on `machine`; `None` makes its agent leave sessions out of
+    /// its reports. The agent reports the change after its next poll. Returns false when the
+    /// machine is not in the fleet.
+    pub fn set_sessions(&self, machine: &str, sessions: Option<Vec<ReportedSession>>) -> bool {
+        match self.shared.lock_agents().get_mut(machine) {
+            Some(agent) => {
+                agent.sessions = sessions;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Returns the request counts.
     pub fn counters(&self) -> AgentCounters {
         let counters = &self.shared.counters;
@@ -122,6 +140,7 @@ impl AgentFleet {
             polls: counters.polls.load(Ordering::Relaxed),
             not_modified: counters.not_modified.load(Ordering::Relaxed),
             reports: counters.reports.load(Ordering::Relaxed),
+            check_ins: counters.check_ins.load(Ordering::Relaxed),
             errors: counters.errors.load(Ordering::Relaxed),
         }
     }

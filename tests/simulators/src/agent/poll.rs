@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{AUTHORIZATION, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 use tokio::sync::watch;
 
 use super::config::AgentFleetConfig;
-use super::wire::{DesiredState, Report, ReportedContainer};
+use super::wire::{DesiredState, Report, ReportedContainer, ReportedSession};
 
 /// Timeout of one request to the gateway.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,6 +22,17 @@ pub(crate) struct MachineAgent {
     pub etag: Option<String>,
     /// Container id to installed version.
     pub installed: BTreeMap<String, String>,
+    /// Sessions open on the machine now; `None` when the agent does not report sessions.
+    pub sessions: Option<Vec<ReportedSession>>,
+    /// The latest report the gateway accepted; `None` before the first.
+    pub last_report: Option<SentReport>,
+}
+
+/// What an accepted report carried about sessions, and when it was sent.
+#[derive(Debug, Clone)]
+pub(crate) struct SentReport {
+    pub sessions: Option<Vec<ReportedSession>>,
+    pub at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +40,7 @@ pub(crate) struct FleetCounters {
     pub polls: AtomicU64,
     pub not_modified: AtomicU64,
     pub reports: AtomicU64,
+    pub check_ins: AtomicU64,
     pub errors: AtomicU64,
 }
 
@@ -62,7 +74,13 @@ impl FleetShared {
         let agents = config
             .machines
             .iter()
-            .map(|m| (m.clone(), MachineAgent::default()))
+            .map(|m| {
+                let agent = MachineAgent {
+                    sessions: config.initial_sessions(m),
+                    ..MachineAgent::default()
+                };
+                (m.clone(), agent)
+            })
             .collect();
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -88,7 +106,7 @@ impl FleetShared {
     }
 
     /// Polls once for `machine` and, when the desired state changed, installs, removes and
-    /// reports.
+    /// reports. After a 304 it sends a check-in when one is due.
     async fn poll_once(&self, machine: &str) -> Result<(), PollError> {
         let etag = self
             .lock_agents()
@@ -107,7 +125,7 @@ impl FleetShared {
         match response.status() {
             StatusCode::NOT_MODIFIED => {
                 self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
+                return self.check_in_if_due(machine).await;
             }
             StatusCode::OK => {}
             status => return Err(PollError::Status("GET /v1/agent/desired", status)),
@@ -121,11 +139,55 @@ impl FleetShared {
 
         tokio::time::sleep(self.config.install_delay).await;
         let (report, installed) = self.apply(machine, &desired);
+        self.send_report(&report).await?;
+        if let Some(agent) = self.lock_agents().get_mut(machine) {
+            agent.installed = installed;
+            agent.etag = new_etag;
+            agent.last_report = Some(SentReport {
+                sessions: report.sessions.clone(),
+                at: Instant::now(),
+            });
+        }
+        // Counted after the update, so a caller that reads the count also finds the change.
+        self.counters.reports.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends a check-in (a report without containers) when the machine's sessions changed
+    /// since the last accepted report or `report_interval` has passed.
+    async fn check_in_if_due(&self, machine: &str) -> Result<(), PollError> {
+        let due = self.lock_agents().get(machine).and_then(|agent| {
+            let changed_or_old = agent.last_report.as_ref().is_none_or(|last| {
+                last.sessions != agent.sessions || last.at.elapsed() >= self.config.report_interval
+            });
+            changed_or_old.then(|| agent.sessions.clone())
+        });
+        let Some(sessions) = due else {
+            return Ok(());
+        };
+        let report = Report {
+            machine: machine.to_string(),
+            containers: Vec::new(),
+            sessions,
+        };
+        self.send_report(&report).await?;
+        if let Some(agent) = self.lock_agents().get_mut(machine) {
+            agent.last_report = Some(SentReport {
+                sessions: report.sessions,
+                at: Instant::now(),
+            });
+        }
+        self.counters.check_ins.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Posts a report and expects 204.
+    async fn send_report(&self, report: &Report) -> Result<(), PollError> {
         let response = self
             .http
             .post(self.url("/v1/agent/report"))
             .header(AUTHORIZATION, format!("Bearer {}", self.config.token))
-            .json(&report)
+            .json(report)
             .send()
             .await
             .map_err(PollError::Transport)?;
@@ -135,12 +197,6 @@ impl FleetShared {
                 response.status(),
             ));
         }
-        if let Some(agent) = self.lock_agents().get_mut(machine) {
-            agent.installed = installed;
-            agent.etag = new_etag;
-        }
-        // Counted after the update, so a caller that reads the count also finds the change.
-        self.counters.reports.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -148,10 +204,10 @@ impl FleetShared {
     /// keeps the new set only once the report is accepted.
     fn apply(&self, machine: &str, desired: &DesiredState) -> (Report, BTreeMap<String, String>) {
         let fails = self.config.fail_machines.iter().any(|m| m == machine);
-        let current = self
+        let (current, sessions) = self
             .lock_agents()
             .get(machine)
-            .map(|agent| agent.installed.clone())
+            .map(|agent| (agent.installed.clone(), agent.sessions.clone()))
             .unwrap_or_default();
         let mut installed = BTreeMap::new();
         let mut containers = Vec::new();
@@ -182,6 +238,7 @@ impl FleetShared {
         let report = Report {
             machine: machine.to_string(),
             containers,
+            sessions,
         };
         (report, installed)
     }

@@ -33,8 +33,39 @@ pub struct DesiredContainer {
 pub struct Report {
     /// Machine id.
     pub machine: String,
-    /// One entry per container the agent acted on.
+    /// One entry per container the agent acted on; empty in a check-in sent only for the
+    /// sessions.
     pub containers: Vec<ReportedContainer>,
+    /// User sessions open on the machine; left out by agents that do not report sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Vec<ReportedSession>>,
+}
+
+/// One user session in a [`Report`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedSession {
+    /// User name, for example `HOSP\nurse1`.
+    pub user: String,
+    /// `active` (a user is connected) or `disconnected`.
+    pub state: String,
+}
+
+impl ReportedSession {
+    /// Returns a session with `user` connected.
+    pub fn active(user: &str) -> Self {
+        Self {
+            user: user.to_string(),
+            state: "active".to_string(),
+        }
+    }
+
+    /// Returns a disconnected session of `user`.
+    pub fn disconnected(user: &str) -> Self {
+        Self {
+            user: user.to_string(),
+            state: "disconnected".to_string(),
+        }
+    }
 }
 
 /// Outcome for one container in a [`Report`].
