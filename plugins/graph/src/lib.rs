@@ -8,12 +8,15 @@
 //!
 //! Layout: `config` (settings), `auth` (identity platform tokens), `error` (classification),
 //! `enums` (tolerant enums), `client` (requests and paging), `batch` (`$batch`), `guard`
-//! (the deny-list), `model` (wire types) and `delivery` (groups, apps and memberships).
+//! (the deny-list), `model` (wire types), `delivery` (groups, apps and memberships), and
+//! `cache` and `pages` (inventory reads shared by a reconcile pass, and listing pages cut
+//! from them).
 
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod batch;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod delivery;
@@ -21,13 +24,16 @@ pub mod enums;
 pub mod error;
 pub mod guard;
 pub mod model;
+pub mod pages;
 pub mod policies;
 
 pub use batch::{BatchItem, BatchResponse};
+pub use cache::ReadCache;
 pub use client::GraphClient;
 pub use config::{ConfigError, DeliveryConfig, GraphConfig, GraphSettings};
 pub use delivery::{DeliverySettings, DeviceRef, IntuneDelivery};
 pub use error::{GraphClassifier, GraphError};
+pub use pages::page;
 
 #[doc(hidden)]
 pub mod __private {

@@ -43,8 +43,8 @@ pub struct PhysicalConfig {
     /// false: Intune devices get the group and Win32 app.
     #[serde(default)]
     pub agent_first: bool,
-    /// Hours without a check-in after which an agent device counts as unregistered.
-    /// Default 72: laptops are often off over a weekend.
+    /// Hours without a check-in after which an agent device counts as unregistered and its
+    /// sessions as unknown, 1 to 8760. Default 72: laptops are often off over a weekend.
     #[serde(default = "defaults::agent_stale_after_hours")]
     pub agent_stale_after_hours: u64,
     /// Leave Intune devices that are not compliant unchanged. Default true.
@@ -53,7 +53,28 @@ pub struct PhysicalConfig {
     /// Intune group and Win32 app delivery.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Machines per `list_machines` page, 1 to 1000. Default 250, the Citrix provider's page,
+    /// which keeps one page of machines small next to a plugin's response limits.
+    #[serde(default = "defaults::page_size")]
+    pub page_size: u32,
+    /// Seconds the device inventory (Intune managed devices and agent registrations) is
+    /// reused, 0 to 600; the provider's own Intune writes end the reuse at once. Default 15:
+    /// one reconcile pass (listing pages, observe, placement batches) and the next one, 5 s
+    /// later at the engine's default interval, read Graph once, and a new agent shows up
+    /// within seconds. Sessions are read fresh on every call. 0 reads on every call.
+    #[serde(default = "defaults::inventory_cache_seconds")]
+    pub inventory_cache_seconds: u64,
 }
+
+/// Largest `page_size`.
+const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Largest `inventory_cache_seconds`: ten minutes, beyond which a listing misses changes for
+/// too long.
+const MAX_INVENTORY_CACHE_SECONDS: u64 = 600;
+
+/// Largest `agent_stale_after_hours`: one year.
+const MAX_AGENT_STALE_AFTER_HOURS: u64 = 8760;
 
 mod defaults {
     pub(super) fn agent_stale_after_hours() -> u64 {
@@ -61,6 +82,12 @@ mod defaults {
     }
     pub(super) fn exclude_noncompliant() -> bool {
         true
+    }
+    pub(super) fn page_size() -> u32 {
+        250
+    }
+    pub(super) fn inventory_cache_seconds() -> u64 {
+        15
     }
 }
 
@@ -75,12 +102,16 @@ pub struct PhysicalSettings {
     pub protected_group_ids: Vec<String>,
     /// Agent-first delivery.
     pub agent_first: bool,
-    /// Check-in age after which an agent device is unregistered.
+    /// Check-in age after which an agent device is unregistered and its sessions unknown.
     pub agent_stale_after: Duration,
     /// Exclude non-compliant Intune devices.
     pub exclude_noncompliant: bool,
     /// Delivery settings.
     pub delivery: DeliverySettings,
+    /// Machines per listing page.
+    pub page_size: usize,
+    /// How long the device inventory is reused.
+    pub inventory_ttl: Duration,
 }
 
 impl PhysicalConfig {
@@ -129,12 +160,7 @@ impl PhysicalConfig {
                 ));
             }
         }
-        if self.agent_stale_after_hours == 0 {
-            return Err(ConfigError::new(
-                "physical.agent_stale_after_hours",
-                "is 0: set the hours after which a silent agent counts as unregistered",
-            ));
-        }
+        self.check_limits()?;
         Ok(PhysicalSettings {
             graph,
             device_groups: self.device_groups.clone(),
@@ -143,7 +169,38 @@ impl PhysicalConfig {
             agent_stale_after: Duration::from_secs(self.agent_stale_after_hours * 3600),
             exclude_noncompliant: self.exclude_noncompliant,
             delivery: self.delivery.build("physical")?,
+            page_size: self.page_size as usize,
+            inventory_ttl: Duration::from_secs(self.inventory_cache_seconds),
         })
+    }
+
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_AGENT_STALE_AFTER_HOURS).contains(&self.agent_stale_after_hours) {
+            return Err(ConfigError::new(
+                "physical.agent_stale_after_hours",
+                format!(
+                    "is {}: set 1 to {MAX_AGENT_STALE_AFTER_HOURS} hours after which a silent \
+                     agent counts as unregistered",
+                    self.agent_stale_after_hours
+                ),
+            ));
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
+            return Err(ConfigError::new(
+                "physical.page_size",
+                format!("is {}: set 1 to {MAX_PAGE_SIZE} machines", self.page_size),
+            ));
+        }
+        if self.inventory_cache_seconds > MAX_INVENTORY_CACHE_SECONDS {
+            return Err(ConfigError::new(
+                "physical.inventory_cache_seconds",
+                format!(
+                    "is {}: set 0 (read on every call) to {MAX_INVENTORY_CACHE_SECONDS}",
+                    self.inventory_cache_seconds
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -166,6 +223,41 @@ mod tests {
         let settings = config(json!({})).build().expect("builds");
         assert!(settings.graph.is_none());
         assert!(settings.exclude_noncompliant);
+        assert_eq!(settings.page_size, 250);
+        assert_eq!(settings.inventory_ttl, Duration::from_secs(15));
+        assert_eq!(settings.agent_stale_after, Duration::from_secs(72 * 3600));
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let cases = [
+            (json!({"page_size": 0}), "physical.page_size", "is 0"),
+            (json!({"page_size": 1001}), "physical.page_size", "is 1001"),
+            (
+                json!({"inventory_cache_seconds": 601}),
+                "physical.inventory_cache_seconds",
+                "is 601",
+            ),
+            (
+                json!({"agent_stale_after_hours": 0}),
+                "physical.agent_stale_after_hours",
+                "is 0",
+            ),
+            (
+                json!({"agent_stale_after_hours": u64::MAX}),
+                "physical.agent_stale_after_hours",
+                "8760",
+            ),
+        ];
+        for (extra, key, problem) in cases {
+            let error = config(extra.clone()).build().expect_err("out of range");
+            assert_eq!(error.key, key, "{extra}");
+            assert!(
+                error.problem.contains(problem),
+                "{extra}: {}",
+                error.problem
+            );
+        }
     }
 
     #[test]

@@ -1,19 +1,22 @@
 //! Physical devices from Intune and from agent check-ins, their states, and the device group
-//! rules that make targets of them.
+//! rules that make targets of them. The device inventory is kept for a short time in a
+//! [`ReadCache`], and [`page`] cuts listing pages from it.
 
 use std::collections::BTreeMap;
 
 use broker_http::BrokerRequest;
 use chrono::Utc;
 use vdi_contracts::{
-    AgentChannel, AgentMachine, Machine, MachineState, ProviderError, ProviderResult, Target,
-    TargetKind,
+    AgentChannel, AgentMachine, Machine, MachineState, ProviderError, ProviderResult, Session,
+    Target, TargetKind,
 };
 use vdi_graph::enums::{ComplianceState, ManagementState};
 use vdi_graph::model::ManagedDevice;
 use vdi_graph::{DeviceRef, GraphClient};
 
 use crate::config::{DeviceGroupRule, PhysicalSettings};
+
+pub use vdi_graph::{page, ReadCache};
 
 /// How a device gets containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +42,9 @@ pub struct Device {
     pub labels: BTreeMap<String, String>,
     /// Graph ids, for Intune devices.
     pub graph: Option<DeviceRef>,
+    /// Machine id the device's agent registered with, when it has one. For an Intune device
+    /// it is the device name, so it differs from `id`.
+    pub agent: Option<String>,
 }
 
 impl Device {
@@ -56,16 +62,22 @@ impl Device {
         prefix_ok && labels_ok
     }
 
-    /// Returns the contract's machine, in `target`.
-    pub fn to_machine(&self, target: &str) -> Machine {
+    /// Returns the device's machine id in the agent channel: its agent's id, or the device id
+    /// when no agent registered.
+    pub fn agent_id(&self) -> &str {
+        self.agent.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Returns the contract's machine, in `target`, with the sessions its agent reported.
+    /// Pass no sessions for Intune-delivered devices: Graph reports none for them.
+    pub fn to_machine(&self, target: &str, sessions: Vec<Session>) -> Machine {
         Machine {
             id: self.id.clone(),
             name: self.name.clone(),
             dns_name: None,
             target: target.to_owned(),
             state: self.state.clone(),
-            // NOTE: neither Intune nor agent check-ins report user sessions here.
-            sessions: Vec::new(),
+            sessions,
             containers: Vec::new(),
         }
     }
@@ -104,6 +116,8 @@ pub fn find_rule<'a>(
 
 /// Returns the state of an Intune device.
 fn intune_state(device: &ManagedDevice, exclude_noncompliant: bool) -> MachineState {
+    // NOTE: Graph v1.0 `managedDevice` has no `managementState` (beta only), and the listing
+    // reads v1.0, so devices pending a wipe or retire are not marked draining yet.
     match &device.management_state {
         Some(ManagementState::RetirePending | ManagementState::WipePending) => {
             return MachineState::Draining
@@ -136,7 +150,12 @@ fn is_cloud_pc(device: &ManagedDevice) -> bool {
 async fn managed_devices(client: &GraphClient) -> ProviderResult<Vec<ManagedDevice>> {
     let request = BrokerRequest::get("v1.0/deviceManagement/managedDevices")
         .operation("list_managed_devices")
-        .query("$filter", "operatingSystem eq 'Windows'");
+        .query("$filter", "operatingSystem eq 'Windows'")
+        .query(
+            "$select",
+            "id,deviceName,operatingSystem,complianceState,azureADDeviceId,model,\
+             deviceCategoryDisplayName",
+        );
     let devices: Vec<ManagedDevice> = client.list("managed devices", request).await?;
     Ok(devices
         .into_iter()
@@ -149,7 +168,8 @@ async fn managed_devices(client: &GraphClient) -> ProviderResult<Vec<ManagedDevi
         .collect())
 }
 
-/// Lists Intune devices (when Graph is configured) and agent-registered devices.
+/// Lists Intune devices (when Graph is configured) and agent-registered devices, sorted by
+/// id.
 ///
 /// # Errors
 /// Graph or agent channel errors.
@@ -180,6 +200,7 @@ pub async fn devices(
         };
         devices.push(Device {
             state: intune_state(&device, settings.exclude_noncompliant),
+            agent: agent.as_ref().map(|a| a.machine.clone()),
             labels: agent.map(|a| a.labels).unwrap_or_default(),
             graph: Some(DeviceRef {
                 machine: device.id.clone(),
@@ -202,13 +223,15 @@ pub async fn devices(
         };
         devices.push(Device {
             id: agent.machine.clone(),
-            name: agent.machine,
+            name: agent.machine.clone(),
             delivery: Delivery::Agent,
             state,
             labels: agent.labels,
             graph: None,
+            agent: Some(agent.machine),
         });
     }
+    devices.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(devices)
 }
 
@@ -265,6 +288,7 @@ mod tests {
             state: MachineState::Ready,
             labels: BTreeMap::from([("site".into(), "north".into())]),
             graph: None,
+            agent: Some("hosp-lt-0009".into()),
         };
         let rule = |prefix: Option<&str>, site: Option<&str>| DeviceGroupRule {
             id: "r".into(),

@@ -7,16 +7,20 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
+use vdi_contracts::agent::agent_blocking_reason;
 use vdi_contracts::{
-    validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentReport,
-    Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus, Limits,
-    Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
-    Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
+    validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
+    AgentReport, Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus,
+    Limits, Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
+    Provider, ProviderError, ProviderResult, Publication, Session, Target, UnplaceRequest,
 };
 use vdi_graph::{GraphClient, IntuneDelivery};
 
 use crate::config::{PhysicalConfig, PhysicalSettings};
-use crate::inventory::{self, Delivery, Device};
+use crate::inventory::{self, Delivery, Device, ReadCache};
+
+/// Key of the one device inventory the provider keeps.
+const INVENTORY_KEY: &str = "devices";
 
 /// Machines per `place` call the engine should send.
 const MAX_BATCH: u32 = 100;
@@ -33,6 +37,8 @@ pub struct PhysicalProvider {
     intune: Option<(Arc<GraphClient>, IntuneDelivery)>,
     agents: Arc<dyn AgentChannel>,
     started: OnceCell<()>,
+    /// Intune and agent devices, reused by the calls of one reconcile pass.
+    inventory: ReadCache<Vec<Device>>,
 }
 
 impl PhysicalProvider {
@@ -62,6 +68,7 @@ impl PhysicalProvider {
         };
         Ok(Self {
             name: name.to_owned(),
+            inventory: ReadCache::new(settings.inventory_ttl),
             settings,
             intune,
             agents,
@@ -102,14 +109,95 @@ impl PhysicalProvider {
             .copied()
     }
 
+    /// Returns every device, read from Graph and the agent channel unless a recent read is
+    /// kept.
+    async fn all_devices(&self) -> ProviderResult<Arc<Vec<Device>>> {
+        self.start().await?;
+        self.inventory
+            .get_or_read(INVENTORY_KEY, || {
+                inventory::devices(
+                    self.client(),
+                    self.agents.as_ref(),
+                    &self.name,
+                    &self.settings,
+                )
+            })
+            .await
+    }
+
+    /// Returns the rule's id and its devices, sorted by id.
     async fn devices(&self, target: &str) -> ProviderResult<(String, Vec<Device>)> {
         let rule = inventory::find_rule(&self.settings, target)?;
-        self.start().await?;
-        let client = self.client();
-        let all =
-            inventory::devices(client, self.agents.as_ref(), &self.name, &self.settings).await?;
-        let devices = all.into_iter().filter(|d| d.matches(rule)).collect();
+        let all = self.all_devices().await?;
+        let devices = all.iter().filter(|d| d.matches(rule)).cloned().collect();
         Ok((rule.id.clone(), devices))
+    }
+
+    /// Reads the agent registrations of the agent-delivered devices among `devices`, by
+    /// agent machine id. Read on every call, not kept with the inventory, so sessions are
+    /// current.
+    async fn registrations<'a>(
+        &self,
+        devices: impl Iterator<Item = &'a Device>,
+    ) -> ProviderResult<HashMap<String, AgentMachine>> {
+        let ids: Vec<String> = devices
+            .filter(|d| d.delivery == Delivery::Agent)
+            .map(|d| d.agent_id().to_owned())
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found = self.agents.machines_by_id(&self.name, &ids).await?;
+        Ok(found.into_iter().map(|m| (m.machine.clone(), m)).collect())
+    }
+
+    /// Returns the sessions of an agent device's latest trusted check-in. Unknown sessions
+    /// come back empty: `place` defers such devices itself.
+    fn sessions(&self, registration: Option<&AgentMachine>) -> Vec<Session> {
+        registration
+            .and_then(|agent| {
+                agent
+                    .current_sessions(Utc::now(), self.settings.agent_stale_after)
+                    .ok()
+            })
+            .map(<[Session]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    async fn machines_page(
+        &self,
+        target: &str,
+        cursor: Option<String>,
+    ) -> ProviderResult<Page<Machine>> {
+        let (id, devices) = self.devices(target).await?;
+        let (page, next_cursor) = inventory::page(
+            &devices,
+            |d| d.id.as_str(),
+            cursor.as_deref(),
+            self.settings.page_size,
+        )?;
+        let registrations = self.registrations(page.iter()).await?;
+        let items = page
+            .iter()
+            .map(|d| {
+                // NOTE: Graph reports no user sessions for Intune devices, so an
+                // Intune-delivered device lists none, and when_idle and next_logon cannot hold
+                // it. Intune installs its required Win32 app in the background with restart
+                // suppressed.
+                let sessions = match d.delivery {
+                    Delivery::Agent => self.sessions(registrations.get(d.agent_id())),
+                    Delivery::Intune => Vec::new(),
+                };
+                d.to_machine(&id, sessions)
+            })
+            .collect();
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Drops the kept inventory after the provider's own Intune writes, so the next call
+    /// reads what they changed.
+    fn forget_inventory(&self) {
+        self.inventory.invalidate();
     }
 
     fn delivery(&self) -> ProviderResult<&IntuneDelivery> {
@@ -125,6 +213,10 @@ impl PhysicalProvider {
         validate_version(&container.version).map_err(|e| ProviderError::invalid(e.to_string()))?;
         let (_, devices) = self.devices(&request.target).await?;
         let reports = self.agents.reports(&self.name, &container.id).await?;
+        let requested = devices.iter().filter(|d| request.machines.contains(&d.id));
+        // Read now, not from the listing, so a user who signed in since is seen.
+        let registrations = self.registrations(requested).await?;
+        let now = Utc::now();
 
         let mut results = HashMap::new();
         let mut intune = Vec::new();
@@ -142,13 +234,24 @@ impl PhysicalProvider {
                 intune.push(graph.clone());
                 continue;
             }
+            let agent_id = device.agent_id();
+            let blocking = agent_blocking_reason(
+                request.activation,
+                registrations.get(agent_id),
+                now,
+                self.settings.agent_stale_after,
+            );
+            if let Some(reason) = blocking {
+                results.insert(id.clone(), MachineResult::Deferred(reason));
+                continue;
+            }
             let set = self
                 .agents
-                .set_desired(&self.name, id, container, request.activation)
+                .set_desired(&self.name, agent_id, container, request.activation)
                 .await;
             let result = match set {
                 Err(error) => MachineResult::Failed(error.to_body()),
-                Ok(()) if installed_version(&reports, id) == Some(&container.version) => {
+                Ok(()) if installed_version(&reports, agent_id) == Some(&container.version) => {
                     MachineResult::Applied
                 }
                 Ok(()) => MachineResult::Accepted,
@@ -158,7 +261,9 @@ impl PhysicalProvider {
 
         let mut outcome = PlaceOutcome::default();
         if !intune.is_empty() {
-            let delivered = self.delivery()?.place(container, &intune).await?;
+            let delivered = self.delivery()?.place(container, &intune).await;
+            self.forget_inventory();
+            let delivered = delivered?;
             results.extend(delivered.results);
             outcome.writes = delivered.writes;
         }
@@ -182,7 +287,7 @@ impl PhysicalProvider {
             }
             let cleared = self
                 .agents
-                .clear_desired(&self.name, id, &request.container_id)
+                .clear_desired(&self.name, device.agent_id(), &request.container_id)
                 .await;
             let result = match cleared {
                 Ok(()) => MachineResult::Accepted,
@@ -195,7 +300,9 @@ impl PhysicalProvider {
             let delivered = self
                 .delivery()?
                 .unplace(&request.container_id, &intune)
-                .await?;
+                .await;
+            self.forget_inventory();
+            let delivered = delivered?;
             results.extend(delivered.results);
             outcome.writes = delivered.writes;
         }
@@ -272,14 +379,7 @@ impl Provider for PhysicalProvider {
     }
 
     async fn list_targets(&self) -> ProviderResult<Vec<Target>> {
-        self.start().await?;
-        let all = inventory::devices(
-            self.client(),
-            self.agents.as_ref(),
-            &self.name,
-            &self.settings,
-        )
-        .await?;
+        let all = self.all_devices().await?;
         Ok(self
             .settings
             .device_groups
@@ -294,13 +394,9 @@ impl Provider for PhysicalProvider {
     async fn list_machines(
         &self,
         target: &str,
-        _cursor: Option<String>,
+        cursor: Option<String>,
     ) -> ProviderResult<Page<Machine>> {
-        let (id, devices) = self.devices(target).await?;
-        Ok(Page {
-            items: devices.iter().map(|d| d.to_machine(&id)).collect(),
-            next_cursor: None,
-        })
+        self.machines_page(target, cursor).await
     }
 
     async fn observe(&self, target: &str, container_id: &str) -> ProviderResult<Vec<Observation>> {
@@ -315,7 +411,7 @@ impl Provider for PhysicalProvider {
             .iter()
             .map(|d| {
                 let version = match d.delivery {
-                    Delivery::Agent => installed_version(&reports, &d.id).cloned(),
+                    Delivery::Agent => installed_version(&reports, d.agent_id()).cloned(),
                     Delivery::Intune => d
                         .graph
                         .as_ref()
@@ -341,7 +437,9 @@ impl Provider for PhysicalProvider {
             if devices.iter().all(|d| d.delivery == Delivery::Agent) {
                 return Ok(Publication::default());
             }
-            self.delivery()?.publish(container).await
+            let published = self.delivery()?.publish(container).await;
+            self.forget_inventory();
+            published
         }
         .instrument(span)
         .await
@@ -355,7 +453,11 @@ impl Provider for PhysicalProvider {
         inventory::find_rule(&self.settings, target)?;
         self.start().await?;
         match &self.intune {
-            Some((_, delivery)) => delivery.unpublish(container).await,
+            Some((_, delivery)) => {
+                let unpublished = delivery.unpublish(container).await;
+                self.forget_inventory();
+                unpublished
+            }
             None => Ok(Publication::default()),
         }
     }

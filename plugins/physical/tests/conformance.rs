@@ -41,7 +41,9 @@ fn provider(sim: &GraphSim, agent: Arc<MemoryAgentChannel>) -> Arc<PhysicalProvi
             {"id": "clinical-laptops", "name": "Clinical laptops", "name_prefix": "HOSP-LT-"},
             {"id": "agent-laptops", "labels": {"fleet": "agent-only"}},
         ],
-        "delivery": {"read_back_delay_ms": 150},
+        "delivery": {"read_back_delay_ms": 150, "upload_poll_delay_ms": 50},
+        // Small pages, so the suite follows cursors over several of them.
+        "page_size": 2,
     }))
     .expect("config parses");
     Arc::new(PhysicalProvider::new("physical-sim", config, agent).expect("provider builds"))

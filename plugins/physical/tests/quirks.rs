@@ -1,14 +1,17 @@
 //! Physical endpoint behaviour against a wiremock server with Graph v1.0 `managedDevice`
 //! payloads: non-Windows devices and Cloud PCs are left out, non-compliant devices are
-//! excluded, agent-first devices go through the agent, and agent-only providers need no Graph.
+//! excluded, agent-first devices go through the agent under the id their agent registered,
+//! agent sessions hold next_logon and when_idle placements, listings page over one Graph read,
+//! and agent-only providers need no Graph.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::Utc;
 use serde_json::{json, Value};
 use vdi_contracts::{
-    Activation, Container, HealthStatus, Launch, MachineResult, MachineState, MemoryAgentChannel,
-    PlaceRequest, Provider,
+    Activation, Container, ErrorKind, HealthStatus, Launch, MachineResult, MachineState,
+    MemoryAgentChannel, PlaceRequest, Provider, Session, SessionState,
 };
 use vdi_physical::{PhysicalConfig, PhysicalProvider};
 use wiremock::matchers::{method, path, query_param};
@@ -74,6 +77,12 @@ async fn server() -> MockServer {
         ]})))
         .mount(&server)
         .await;
+    // No gateway-owned version group exists yet, so Intune devices observe no version.
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": []})))
+        .mount(&server)
+        .await;
     server
 }
 
@@ -81,10 +90,20 @@ fn provider(
     server: Option<&MockServer>,
     agent_first: bool,
 ) -> (PhysicalProvider, Arc<MemoryAgentChannel>) {
+    provider_with(server, json!({"agent_first": agent_first}))
+}
+
+/// Builds the provider with `extra` settings merged over the test defaults.
+fn provider_with(
+    server: Option<&MockServer>,
+    extra: Value,
+) -> (PhysicalProvider, Arc<MemoryAgentChannel>) {
     let mut raw = json!({
         "device_groups": [{"id": "laptops", "name_prefix": "HOSP-LT-"}],
-        "agent_first": agent_first,
     });
+    if let (Some(raw), Some(extra)) = (raw.as_object_mut(), extra.as_object()) {
+        raw.extend(extra.clone());
+    }
     if let Some(server) = server {
         raw["graph"] = json!({
             "tenant_id": TENANT,
@@ -109,6 +128,34 @@ fn place(machines: &[&str]) -> PlaceRequest {
         machines: machines.iter().map(|m| (*m).to_owned()).collect(),
         activation: Activation::NextLogon,
     }
+}
+
+fn session(user: &str, state: SessionState) -> Session {
+    Session {
+        user: user.to_owned(),
+        state,
+    }
+}
+
+/// Records a check-in of `machine`'s agent `age` ago with `sessions`.
+fn check_in(
+    agent: &MemoryAgentChannel,
+    machine: &str,
+    sessions: Option<Vec<Session>>,
+    age: chrono::Duration,
+) {
+    let at = Utc::now() - age;
+    agent.check_in("physical-test", machine, BTreeMap::new(), sessions, at);
+}
+
+async fn managed_device_reads(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1.0/deviceManagement/managedDevices")
+        .count()
 }
 
 #[tokio::test]
@@ -148,20 +195,46 @@ async fn noncompliant_device_is_excluded() {
 async fn agent_first_device_uses_agent() {
     let server = server().await;
     let (provider, agent) = provider(Some(&server), true);
-    agent.register("physical-test", "HOSP-LT-0003", BTreeMap::new());
+    check_in(
+        &agent,
+        "HOSP-LT-0003",
+        Some(Vec::new()),
+        chrono::Duration::zero(),
+    );
 
     let outcome = provider.place(&place(&["md-3"])).await.expect("place");
 
     assert_eq!(outcome.machines[0].result, MachineResult::Accepted);
     assert!(outcome.writes.is_empty());
-    let desired = agent.desired("physical-test", "md-3", "epic-hyperspace");
+    // The agent polls with the id it registered, the device name, not the Intune id.
+    let desired = agent.desired("physical-test", "HOSP-LT-0003", "epic-hyperspace");
     assert_eq!(desired.map(|c| c.version), Some("2024.3.1".to_owned()));
+    assert_eq!(
+        agent.desired("physical-test", "md-3", "epic-hyperspace"),
+        None
+    );
+
+    agent.install_all();
+    let observed = provider
+        .observe("laptops", "epic-hyperspace")
+        .await
+        .expect("observe");
+    let device = observed
+        .iter()
+        .find(|o| o.machine == "md-3")
+        .expect("listed");
+    assert_eq!(device.version.as_deref(), Some("2024.3.1"));
 }
 
 #[tokio::test]
 async fn agent_only_provider_needs_no_graph() {
     let (provider, agent) = provider(None, false);
-    agent.register("physical-test", "HOSP-LT-0100", BTreeMap::new());
+    check_in(
+        &agent,
+        "HOSP-LT-0100",
+        Some(Vec::new()),
+        chrono::Duration::zero(),
+    );
     agent.register("physical-test", "WARD-PC-0001", BTreeMap::new());
 
     let health = provider.check().await.expect("check");
@@ -195,4 +268,191 @@ async fn unknown_group_is_not_found() {
         .expect_err("unknown");
 
     assert_eq!(error.kind, vdi_contracts::ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn agent_sessions_hold_next_logon() {
+    let (provider, agent) = provider(None, false);
+    let open = vec![session("HOSP\\nurse1", SessionState::Disconnected)];
+    check_in(
+        &agent,
+        "HOSP-LT-0100",
+        Some(open.clone()),
+        chrono::Duration::zero(),
+    );
+
+    let page = provider
+        .list_machines("laptops", None)
+        .await
+        .expect("listing");
+    assert_eq!(page.items[0].sessions, open);
+
+    let outcome = provider
+        .place(&place(&["HOSP-LT-0100"]))
+        .await
+        .expect("place");
+    let MachineResult::Deferred(reason) = &outcome.machines[0].result else {
+        panic!("expected a deferral, got {:?}", outcome.machines[0].result);
+    };
+    assert!(reason.contains("1 session(s) open"), "{reason}");
+
+    let mut when_idle = place(&["HOSP-LT-0100"]);
+    when_idle.activation = Activation::WhenIdle;
+    let outcome = provider.place(&when_idle).await.expect("place");
+    assert_eq!(outcome.machines[0].result, MachineResult::Accepted);
+}
+
+#[tokio::test]
+async fn agent_first_sessions_use_the_agent_id() {
+    let server = server().await;
+    let (provider, agent) = provider(Some(&server), true);
+    let active = vec![session("HOSP\\nurse3", SessionState::Active)];
+    check_in(
+        &agent,
+        "HOSP-LT-0003",
+        Some(active.clone()),
+        chrono::Duration::zero(),
+    );
+
+    let page = provider
+        .list_machines("laptops", None)
+        .await
+        .expect("listing");
+    let device = page.items.iter().find(|m| m.id == "md-3").expect("listed");
+    assert_eq!(device.sessions, active);
+
+    let outcome = provider.place(&place(&["md-3"])).await.expect("place");
+    assert!(matches!(
+        outcome.machines[0].result,
+        MachineResult::Deferred(_)
+    ));
+}
+
+#[tokio::test]
+async fn intune_devices_list_no_sessions() {
+    let server = server().await;
+    let (provider, agent) = provider(Some(&server), false);
+    let active = vec![session("HOSP\\nurse1", SessionState::Active)];
+    check_in(
+        &agent,
+        "HOSP-LT-0001",
+        Some(active),
+        chrono::Duration::zero(),
+    );
+
+    let page = provider
+        .list_machines("laptops", None)
+        .await
+        .expect("listing");
+
+    assert!(page.items.iter().all(|m| m.sessions.is_empty()));
+}
+
+#[tokio::test]
+async fn stale_agent_first_sessions_defer() {
+    let server = server().await;
+    let (provider, agent) = provider(Some(&server), true);
+    check_in(
+        &agent,
+        "HOSP-LT-0003",
+        Some(Vec::new()),
+        chrono::Duration::hours(73),
+    );
+
+    let page = provider
+        .list_machines("laptops", None)
+        .await
+        .expect("listing");
+    let device = page.items.iter().find(|m| m.id == "md-3").expect("listed");
+    assert_eq!(device.state, MachineState::Ready, "Intune keeps it ready");
+
+    let outcome = provider.place(&place(&["md-3"])).await.expect("place");
+    let MachineResult::Deferred(reason) = &outcome.machines[0].result else {
+        panic!("expected a deferral, got {:?}", outcome.machines[0].result);
+    };
+    assert!(reason.contains("more than 72 h ago"), "{reason}");
+}
+
+#[tokio::test]
+async fn stale_agent_only_device_is_excluded() {
+    let (provider, agent) = provider(None, false);
+    check_in(
+        &agent,
+        "HOSP-LT-0100",
+        Some(Vec::new()),
+        chrono::Duration::hours(73),
+    );
+
+    let outcome = provider
+        .place(&place(&["HOSP-LT-0100"]))
+        .await
+        .expect("place");
+
+    assert!(matches!(
+        outcome.machines[0].result,
+        MachineResult::Excluded(_)
+    ));
+}
+
+#[tokio::test]
+async fn pages_share_one_graph_read() {
+    let server = server().await;
+    let (provider, agent) = provider_with(Some(&server), json!({"page_size": 2}));
+    check_in(
+        &agent,
+        "HOSP-LT-0100",
+        Some(Vec::new()),
+        chrono::Duration::zero(),
+    );
+
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = provider
+            .list_machines("laptops", cursor.take())
+            .await
+            .expect("page");
+        pages += 1;
+        ids.extend(page.items.into_iter().map(|m| m.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    provider
+        .observe("laptops", "epic-hyperspace")
+        .await
+        .expect("observe");
+
+    assert_eq!(ids, ["HOSP-LT-0100", "md-1", "md-2", "md-3"]);
+    assert_eq!(pages, 2);
+    assert_eq!(managed_device_reads(&server).await, 1);
+}
+
+#[tokio::test]
+async fn zero_cache_reads_every_call() {
+    let server = server().await;
+    let (provider, _agent) = provider_with(Some(&server), json!({"inventory_cache_seconds": 0}));
+
+    for _ in 0..2 {
+        provider
+            .list_machines("laptops", None)
+            .await
+            .expect("listing");
+    }
+
+    assert_eq!(managed_device_reads(&server).await, 2);
+}
+
+#[tokio::test]
+async fn foreign_cursor_is_invalid() {
+    let (provider, _agent) = provider(None, false);
+
+    let error = provider
+        .list_machines("laptops", Some("page-2".into()))
+        .await
+        .expect_err("foreign cursor");
+
+    assert_eq!(error.kind, ErrorKind::Invalid);
 }

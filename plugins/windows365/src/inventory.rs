@@ -1,18 +1,27 @@
 //! Targets (provisioning policies and configured groups), the Cloud PCs of a target, and the
-//! mapping of Cloud PC status to the gateway's machine states.
+//! mapping of Cloud PC status to the gateway's machine states. Graph reads are kept for a short
+//! time in a [`ReadCache`], and [`page`] cuts listing pages from them.
 
 use std::collections::HashMap;
 
 use broker_http::BrokerRequest;
-use vdi_contracts::{Machine, MachineState, ProviderError, ProviderResult, Target, TargetKind};
+use vdi_contracts::{
+    Machine, MachineState, ProviderError, ProviderResult, Session, Target, TargetKind,
+};
 use vdi_graph::enums::{CloudPcProductType, CloudPcStatus};
 use vdi_graph::model::{CloudPc, CloudPcBetaFields, DirectoryObject, Group, ManagedDevice};
 use vdi_graph::{DeviceRef, GraphClient};
 
 use crate::beta;
 
+pub use vdi_graph::{page, ReadCache};
+
 /// Path of the v1.0 Cloud PC collection.
 const CLOUD_PCS: &str = "v1.0/deviceManagement/virtualEndpoint/cloudPCs";
+
+/// The v1.0 Cloud PC properties the provider reads.
+const CLOUD_PC_FIELDS: &str =
+    "id,displayName,aadDeviceId,managedDeviceId,managedDeviceName,userPrincipalName,provisioningPolicyId";
 
 /// A target, resolved from its id or name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,8 +116,9 @@ impl CloudPcMachine {
         }
     }
 
-    /// Returns the contract's machine, in `target`.
-    pub fn to_machine(&self, target: &str) -> Machine {
+    /// Returns the contract's machine, in `target`, with the sessions its agent reported.
+    /// Pass no sessions for Enterprise Cloud PCs: Graph reports none for them.
+    pub fn to_machine(&self, target: &str, sessions: Vec<Session>) -> Machine {
         let pc = &self.pc;
         let name = pc
             .display_name
@@ -121,12 +131,33 @@ impl CloudPcMachine {
             dns_name: None,
             target: target.to_owned(),
             state: self.state(),
-            // NOTE: Graph reports no user sessions for Cloud PCs, so none are listed; group
-            // membership and agent delivery do not interrupt sessions.
-            sessions: Vec::new(),
+            sessions,
             containers: Vec::new(),
         }
     }
+}
+
+/// Targets and Cloud PCs as read from Graph at one time.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Provisioning policy targets, then the configured group targets.
+    pub targets: Vec<ResolvedTarget>,
+    /// Every Cloud PC of the tenant, sorted by id.
+    pub cloud_pcs: Vec<CloudPcMachine>,
+}
+
+/// Reads the targets and every Cloud PC.
+///
+/// # Errors
+/// Graph errors; `not_found` when a configured group does not exist.
+pub async fn read_inventory(
+    client: &GraphClient,
+    group_targets: &[String],
+) -> ProviderResult<Inventory> {
+    let targets = targets(client, group_targets).await?;
+    let mut cloud_pcs = cloud_pcs(client).await?;
+    cloud_pcs.sort_by(|a, b| a.pc.id.cmp(&b.pc.id));
+    Ok(Inventory { targets, cloud_pcs })
 }
 
 /// Lists provisioning policy targets and the configured group targets.
@@ -188,7 +219,9 @@ pub fn find_target(targets: &[ResolvedTarget], wanted: &str) -> ProviderResult<R
 /// # Errors
 /// Graph errors.
 pub async fn cloud_pcs(client: &GraphClient) -> ProviderResult<Vec<CloudPcMachine>> {
-    let request = BrokerRequest::get(CLOUD_PCS).operation("list_cloud_pcs");
+    let request = BrokerRequest::get(CLOUD_PCS)
+        .operation("list_cloud_pcs")
+        .query("$select", CLOUD_PC_FIELDS);
     let pcs: Vec<CloudPc> = client.list("Cloud PCs", request).await?;
     let mut fields: HashMap<String, CloudPcBetaFields> = beta::cloud_pc_fields(client).await?;
     let entra_ids = if pcs.iter().any(|pc| pc.managed_device_id.is_some()) {
@@ -227,31 +260,37 @@ async fn managed_entra_ids(client: &GraphClient) -> ProviderResult<HashMap<Strin
         .collect())
 }
 
-/// Lists the Cloud PCs of a target.
+/// Lists the members of a group target, with the ids that match them to Cloud PCs.
 ///
 /// # Errors
 /// Graph errors.
-pub async fn target_machines(
+pub async fn group_members(
     client: &GraphClient,
+    group_id: &str,
+) -> ProviderResult<Vec<DirectoryObject>> {
+    let request = BrokerRequest::get(format!("v1.0/groups/{group_id}/members"))
+        .operation("list_group_members")
+        .query("$select", "id,deviceId,userPrincipalName");
+    client.list("group members", request).await
+}
+
+/// Selects the Cloud PCs of a target from `cloud_pcs`, keeping their order. `members` are the
+/// group's members for a group target and are ignored for a policy target.
+pub fn target_machines(
+    cloud_pcs: &[CloudPcMachine],
     target: &ResolvedTarget,
-) -> ProviderResult<Vec<CloudPcMachine>> {
-    let all = cloud_pcs(client).await?;
-    match target {
-        ResolvedTarget::Policy { id, .. } => Ok(all
-            .into_iter()
-            .filter(|m| m.pc.provisioning_policy_id.as_deref() == Some(id.as_str()))
-            .collect()),
-        ResolvedTarget::Group { id, .. } => {
-            let request = BrokerRequest::get(format!("v1.0/groups/{id}/members"))
-                .operation("list_group_members")
-                .query("$select", "id,deviceId,userPrincipalName");
-            let members: Vec<DirectoryObject> = client.list("group members", request).await?;
-            Ok(all
-                .into_iter()
-                .filter(|m| members.iter().any(|member| is_member(&m.pc, member)))
-                .collect())
-        }
-    }
+    members: &[DirectoryObject],
+) -> Vec<CloudPcMachine> {
+    cloud_pcs
+        .iter()
+        .filter(|m| match target {
+            ResolvedTarget::Policy { id, .. } => {
+                m.pc.provisioning_policy_id.as_deref() == Some(id.as_str())
+            }
+            ResolvedTarget::Group { .. } => members.iter().any(|member| is_member(&m.pc, member)),
+        })
+        .cloned()
+        .collect()
 }
 
 /// Returns whether a group member is the Cloud PC's device or its user.

@@ -7,16 +7,21 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
+use vdi_contracts::agent::agent_blocking_reason;
 use vdi_contracts::{
-    validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentReport,
-    Capability, Container, ContainerRef, Description, Health, HealthStatus, Limits, Machine,
-    MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest, Provider,
-    ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
+    validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
+    AgentReport, Capability, Container, ContainerRef, Description, Health, HealthStatus, Limits,
+    Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
+    Provider, ProviderError, ProviderResult, Publication, Session, Target, UnplaceRequest,
 };
+use vdi_graph::model::DirectoryObject;
 use vdi_graph::{GraphClient, IntuneDelivery};
 
 use crate::config::{Windows365Config, Windows365Settings};
-use crate::inventory::{self, CloudPcMachine, ResolvedTarget};
+use crate::inventory::{self, CloudPcMachine, Inventory, ReadCache, ResolvedTarget};
+
+/// Key of the one inventory the provider keeps.
+const INVENTORY_KEY: &str = "tenant";
 
 /// Machines per `place` call the engine should send. Their membership writes travel 20 to a
 /// `$batch` request, so 100 machines moving between two versions take 10 requests.
@@ -32,6 +37,10 @@ pub struct Windows365Provider {
     agents: Arc<dyn AgentChannel>,
     /// Set once the provisioning groups are protected; no write happens before.
     started: OnceCell<usize>,
+    /// Targets and Cloud PCs, reused by the calls of one reconcile pass.
+    inventory: ReadCache<Inventory>,
+    /// Members of group targets, by group id.
+    members: ReadCache<Vec<DirectoryObject>>,
 }
 
 impl Windows365Provider {
@@ -55,6 +64,8 @@ impl Windows365Provider {
         let delivery = IntuneDelivery::new(client.clone(), settings.delivery.clone());
         Ok(Self {
             name: name.to_owned(),
+            inventory: ReadCache::new(settings.inventory_ttl),
+            members: ReadCache::new(settings.inventory_ttl),
             settings,
             client,
             delivery,
@@ -86,19 +97,98 @@ impl Windows365Provider {
             .copied()
     }
 
-    async fn resolve(&self, target: &str) -> ProviderResult<ResolvedTarget> {
+    /// Returns the targets and Cloud PCs, read from Graph unless a recent read is kept.
+    async fn inventory(&self) -> ProviderResult<Arc<Inventory>> {
         self.start().await?;
-        let targets = inventory::targets(&self.client, &self.settings.group_targets).await?;
-        inventory::find_target(&targets, target)
+        self.inventory
+            .get_or_read(INVENTORY_KEY, || {
+                inventory::read_inventory(&self.client, &self.settings.group_targets)
+            })
+            .await
     }
 
+    async fn resolve(&self, target: &str) -> ProviderResult<ResolvedTarget> {
+        let inventory = self.inventory().await?;
+        inventory::find_target(&inventory.targets, target)
+    }
+
+    /// Returns the target and its Cloud PCs, sorted by id.
     async fn machines(
         &self,
         target: &str,
     ) -> ProviderResult<(ResolvedTarget, Vec<CloudPcMachine>)> {
-        let resolved = self.resolve(target).await?;
-        let machines = inventory::target_machines(&self.client, &resolved).await?;
+        let inventory = self.inventory().await?;
+        let resolved = inventory::find_target(&inventory.targets, target)?;
+        let members = match &resolved {
+            ResolvedTarget::Policy { .. } => Arc::new(Vec::new()),
+            ResolvedTarget::Group { id, .. } => {
+                self.members
+                    .get_or_read(id, || inventory::group_members(&self.client, id))
+                    .await?
+            }
+        };
+        let machines = inventory::target_machines(&inventory.cloud_pcs, &resolved, &members);
         Ok((resolved, machines))
+    }
+
+    /// Reads the agent registrations of the Business Cloud PCs among `machines`, by id.
+    async fn registrations<'a>(
+        &self,
+        machines: impl Iterator<Item = &'a CloudPcMachine>,
+    ) -> ProviderResult<HashMap<String, AgentMachine>> {
+        let ids: Vec<String> = machines
+            .filter(|m| m.uses_agent())
+            .map(|m| m.pc.id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found = self.agents.machines_by_id(&self.name, &ids).await?;
+        Ok(found.into_iter().map(|m| (m.machine.clone(), m)).collect())
+    }
+
+    /// Returns the sessions of a Business Cloud PC's latest trusted check-in. Unknown
+    /// sessions come back empty: `place` defers such machines itself.
+    fn sessions(&self, registration: Option<&AgentMachine>) -> Vec<Session> {
+        registration
+            .and_then(|agent| {
+                agent
+                    .current_sessions(Utc::now(), self.settings.agent_stale_after)
+                    .ok()
+            })
+            .map(<[Session]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    async fn machines_page(
+        &self,
+        target: &str,
+        cursor: Option<String>,
+    ) -> ProviderResult<Page<Machine>> {
+        let (resolved, machines) = self.machines(target).await?;
+        let (page, next_cursor) = inventory::page(
+            &machines,
+            |m| m.pc.id.as_str(),
+            cursor.as_deref(),
+            self.settings.page_size,
+        )?;
+        let registrations = self.registrations(page.iter()).await?;
+        let id = resolved.target_id();
+        let items = page
+            .iter()
+            .map(|m| {
+                // NOTE: Graph reports no user sessions for Cloud PCs, so an Enterprise Cloud PC
+                // lists none, and when_idle and next_logon cannot hold it. Intune installs its
+                // required Win32 app in the background with restart suppressed.
+                let sessions = if m.uses_agent() {
+                    self.sessions(registrations.get(&m.pc.id))
+                } else {
+                    Vec::new()
+                };
+                m.to_machine(&id, sessions)
+            })
+            .collect();
+        Ok(Page { items, next_cursor })
     }
 
     async fn place_version(&self, request: &PlaceRequest) -> ProviderResult<PlaceOutcome> {
@@ -108,6 +198,12 @@ impl Windows365Provider {
         validate_version(&container.version).map_err(|e| ProviderError::invalid(e.to_string()))?;
         let (_, machines) = self.machines(&request.target).await?;
         let reports = self.agents.reports(&self.name, &container.id).await?;
+        let requested = machines
+            .iter()
+            .filter(|m| request.machines.contains(&m.pc.id));
+        // Read now, not from the listing, so a user who signed in since is seen.
+        let registrations = self.registrations(requested).await?;
+        let now = Utc::now();
 
         let mut results: HashMap<String, MachineResult> = HashMap::new();
         let mut devices = Vec::new();
@@ -121,6 +217,16 @@ impl Windows365Provider {
             };
             if !machine.uses_agent() {
                 devices.push(machine.device_ref());
+                continue;
+            }
+            let blocking = agent_blocking_reason(
+                request.activation,
+                registrations.get(id),
+                now,
+                self.settings.agent_stale_after,
+            );
+            if let Some(reason) = blocking {
+                results.insert(id.clone(), MachineResult::Deferred(reason));
                 continue;
             }
             let set = self
@@ -139,12 +245,21 @@ impl Windows365Provider {
 
         let mut outcome = PlaceOutcome::default();
         if !devices.is_empty() {
-            let delivered = self.delivery.place(container, &devices).await?;
+            let delivered = self.delivery.place(container, &devices).await;
+            self.forget_inventory();
+            let delivered = delivered?;
             results.extend(delivered.results);
             outcome.writes = delivered.writes;
         }
         outcome.machines = collect(&request.machines, results);
         Ok(outcome)
+    }
+
+    /// Drops the kept Graph reads after the provider's own Intune writes, so the next call
+    /// reads what they changed.
+    fn forget_inventory(&self) {
+        self.inventory.invalidate();
+        self.members.invalidate();
     }
 
     async fn unplace_container(&self, request: &UnplaceRequest) -> ProviderResult<PlaceOutcome> {
@@ -176,10 +291,9 @@ impl Windows365Provider {
         }
         let mut outcome = PlaceOutcome::default();
         if !devices.is_empty() {
-            let delivered = self
-                .delivery
-                .unplace(&request.container_id, &devices)
-                .await?;
+            let delivered = self.delivery.unplace(&request.container_id, &devices).await;
+            self.forget_inventory();
+            let delivered = delivered?;
             results.extend(delivered.results);
             outcome.writes = delivered.writes;
         }
@@ -262,15 +376,16 @@ impl Provider for Windows365Provider {
     }
 
     async fn list_targets(&self) -> ProviderResult<Vec<Target>> {
-        self.start().await?;
-        let targets = inventory::targets(&self.client, &self.settings.group_targets).await?;
-        let pcs = inventory::cloud_pcs(&self.client).await?;
-        Ok(targets
+        let inventory = self.inventory().await?;
+        Ok(inventory
+            .targets
             .iter()
             .map(|t| {
                 let count = match t {
                     ResolvedTarget::Policy { id, .. } => Some(
-                        pcs.iter()
+                        inventory
+                            .cloud_pcs
+                            .iter()
                             .filter(|m| m.pc.provisioning_policy_id.as_deref() == Some(id))
                             .count() as u64,
                     ),
@@ -284,14 +399,9 @@ impl Provider for Windows365Provider {
     async fn list_machines(
         &self,
         target: &str,
-        _cursor: Option<String>,
+        cursor: Option<String>,
     ) -> ProviderResult<Page<Machine>> {
-        let (resolved, machines) = self.machines(target).await?;
-        let id = resolved.target_id();
-        Ok(Page {
-            items: machines.iter().map(|m| m.to_machine(&id)).collect(),
-            next_cursor: None,
-        })
+        self.machines_page(target, cursor).await
     }
 
     async fn observe(&self, target: &str, container_id: &str) -> ProviderResult<Vec<Observation>> {
@@ -332,7 +442,9 @@ impl Provider for Windows365Provider {
             if machines.iter().all(CloudPcMachine::uses_agent) {
                 return Ok(Publication::default());
             }
-            self.delivery.publish(container).await
+            let published = self.delivery.publish(container).await;
+            self.forget_inventory();
+            published
         }
         .instrument(span)
         .await
@@ -344,7 +456,9 @@ impl Provider for Windows365Provider {
         container: &ContainerRef,
     ) -> ProviderResult<Publication> {
         self.resolve(target).await?;
-        self.delivery.unpublish(container).await
+        let unpublished = self.delivery.unpublish(container).await;
+        self.forget_inventory();
+        unpublished
     }
 
     async fn place(&self, request: &PlaceRequest) -> ProviderResult<PlaceOutcome> {

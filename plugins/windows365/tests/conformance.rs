@@ -35,7 +35,9 @@ fn provider(sim: &GraphSim) -> (Arc<Windows365Provider>, Arc<MemoryAgentChannel>
             // Above the default of 5 so the suite's few hundred requests finish quickly.
             "requests_per_second": 200.0,
         },
-        "delivery": {"read_back_delay_ms": 150},
+        "delivery": {"read_back_delay_ms": 150, "upload_poll_delay_ms": 50},
+        // Small pages, so the suite follows cursors over several of them.
+        "page_size": 2,
     }))
     .expect("config parses");
     let agent = Arc::new(MemoryAgentChannel::default());

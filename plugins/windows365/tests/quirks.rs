@@ -1,14 +1,17 @@
 //! Windows 365 quirks against a wiremock server with payloads shaped like Graph v1.0 and
 //! beta: unknown enum values, "already a member" on group add, Business Cloud PCs through the
-//! agent channel, and the guard protecting provisioning groups read at start.
+//! agent channel with the sessions their agents report, the guard protecting provisioning
+//! groups read at start, and listing pages over one Graph read.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use chrono::Utc;
 use serde_json::{json, Value};
 use vdi_contracts::{
     Activation, Container, ErrorKind, Launch, MachineResult, MachineState, MemoryAgentChannel,
-    PlaceRequest, Provider,
+    PlaceRequest, Provider, Session, SessionState,
 };
 use vdi_windows365::{Windows365Config, Windows365Provider};
 use wiremock::matchers::{header, method, path, path_regex, query_param};
@@ -167,7 +170,15 @@ impl Respond for DirectoryBatch {
 }
 
 fn provider(server: &MockServer) -> (Windows365Provider, Arc<MemoryAgentChannel>) {
-    let config: Windows365Config = serde_json::from_value(json!({
+    provider_with(server, json!({}))
+}
+
+/// Builds the provider with `extra` settings merged over the test defaults.
+fn provider_with(
+    server: &MockServer,
+    extra: Value,
+) -> (Windows365Provider, Arc<MemoryAgentChannel>) {
+    let mut raw = json!({
         "graph": {
             "tenant_id": TENANT,
             "client_id": "gateway-app",
@@ -178,8 +189,11 @@ fn provider(server: &MockServer) -> (Windows365Provider, Arc<MemoryAgentChannel>
             "allow_plain_http_loopback": true,
         },
         "delivery": {"read_back_delay_ms": 10},
-    }))
-    .expect("config parses");
+    });
+    if let (Some(raw), Some(extra)) = (raw.as_object_mut(), extra.as_object()) {
+        raw.extend(extra.clone());
+    }
+    let config: Windows365Config = serde_json::from_value(raw).expect("config parses");
     let agent = Arc::new(MemoryAgentChannel::default());
     let provider = Windows365Provider::new("w365-test", config, agent.clone()).expect("builds");
     (provider, agent)
@@ -201,6 +215,30 @@ fn place(machines: &[&str]) -> PlaceRequest {
         machines: machines.iter().map(|m| (*m).to_owned()).collect(),
         activation: Activation::WhenIdle,
     }
+}
+
+fn session(user: &str, state: SessionState) -> Session {
+    Session {
+        user: user.to_owned(),
+        state,
+    }
+}
+
+/// Records a check-in of the Business Cloud PC's agent `age` ago with `sessions`.
+fn check_in(agent: &MemoryAgentChannel, sessions: Option<Vec<Session>>, age: chrono::Duration) {
+    let at = Utc::now() - age;
+    agent.check_in("w365-test", "cpc-biz", BTreeMap::new(), sessions, at);
+}
+
+/// Counts the requests the mock received for `path`.
+async fn requests_to(server: &MockServer, path: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == path)
+        .count()
 }
 
 async fn batch_requests(server: &MockServer) -> Vec<Value> {
@@ -283,6 +321,7 @@ async fn business_cloud_pc_goes_through_agent() {
     let server = MockServer::start().await;
     mount_tenant(&server, beta_fields(), Arc::default()).await;
     let (provider, agent) = provider(&server);
+    check_in(&agent, Some(Vec::new()), chrono::Duration::zero());
 
     let outcome = provider.place(&place(&["cpc-biz"])).await.expect("place");
 
@@ -339,4 +378,214 @@ async fn provisioning_group_write_is_blocked() {
         .collect();
     assert!(writes.is_empty(), "sent {writes:?}");
     assert_eq!(provider.client().stats().guard_blocks, 1);
+}
+
+#[tokio::test]
+async fn business_sessions_are_listed() {
+    let server = MockServer::start().await;
+    mount_tenant(&server, beta_fields(), Arc::default()).await;
+    let (provider, agent) = provider(&server);
+    let active = vec![session("HOSP\\frontdesk1", SessionState::Active)];
+    check_in(&agent, Some(active.clone()), chrono::Duration::zero());
+
+    let page = provider
+        .list_machines(&format!("policy:{POLICY}"), None)
+        .await
+        .expect("listing");
+
+    let sessions = |id: &str| {
+        page.items
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.sessions.clone())
+            .expect("listed")
+    };
+    assert_eq!(sessions("cpc-biz"), active);
+    assert!(sessions("cpc-1").is_empty());
+}
+
+#[tokio::test]
+async fn stale_or_missing_sessions_are_not_listed() {
+    let server = MockServer::start().await;
+    mount_tenant(&server, beta_fields(), Arc::default()).await;
+    let (provider, agent) = provider(&server);
+    let target = format!("policy:{POLICY}");
+    let active = vec![session("HOSP\\frontdesk1", SessionState::Active)];
+    check_in(&agent, Some(active), chrono::Duration::hours(25));
+
+    let page = provider
+        .list_machines(&target, None)
+        .await
+        .expect("listing");
+    let business = page
+        .items
+        .iter()
+        .find(|m| m.id == "cpc-biz")
+        .expect("listed");
+    assert!(business.sessions.is_empty(), "{:?}", business.sessions);
+}
+
+#[tokio::test]
+async fn active_business_user_defers_when_idle() {
+    let server = MockServer::start().await;
+    mount_tenant(&server, beta_fields(), Arc::default()).await;
+    let (provider, agent) = provider(&server);
+    let active = vec![session("HOSP\\frontdesk1", SessionState::Active)];
+    check_in(&agent, Some(active), chrono::Duration::zero());
+
+    let outcome = provider.place(&place(&["cpc-biz"])).await.expect("place");
+    let MachineResult::Deferred(reason) = &outcome.machines[0].result else {
+        panic!("expected a deferral, got {:?}", outcome.machines[0].result);
+    };
+    assert!(reason.contains("1 active session"), "{reason}");
+    assert_eq!(
+        agent.desired("w365-test", "cpc-biz", "epic-hyperspace"),
+        None
+    );
+
+    let away = vec![session("HOSP\\frontdesk1", SessionState::Disconnected)];
+    check_in(&agent, Some(away), chrono::Duration::zero());
+    let outcome = provider.place(&place(&["cpc-biz"])).await.expect("place");
+    assert_eq!(outcome.machines[0].result, MachineResult::Accepted);
+}
+
+#[tokio::test]
+async fn unknown_business_sessions_defer() {
+    let server = MockServer::start().await;
+    mount_tenant(&server, beta_fields(), Arc::default()).await;
+    let (provider, agent) = provider(&server);
+    let cases = [
+        (None, chrono::Duration::zero(), "reports no sessions"),
+        (
+            Some(Vec::new()),
+            chrono::Duration::hours(25),
+            "more than 24 h ago",
+        ),
+    ];
+
+    let outcome = provider.place(&place(&["cpc-biz"])).await.expect("place");
+    let MachineResult::Deferred(reason) = &outcome.machines[0].result else {
+        panic!("no agent: {:?}", outcome.machines[0].result);
+    };
+    assert!(reason.contains("no agent has checked in"), "{reason}");
+    for (sessions, age, cause) in cases {
+        check_in(&agent, sessions, age);
+        let outcome = provider.place(&place(&["cpc-biz"])).await.expect("place");
+        let MachineResult::Deferred(reason) = &outcome.machines[0].result else {
+            panic!("{cause}: {:?}", outcome.machines[0].result);
+        };
+        assert!(reason.contains(cause), "{reason}");
+    }
+    assert_eq!(
+        agent.desired("w365-test", "cpc-biz", "epic-hyperspace"),
+        None
+    );
+
+    let mut immediate = place(&["cpc-biz"]);
+    immediate.activation = Activation::Immediate;
+    let outcome = provider.place(&immediate).await.expect("place");
+    assert_eq!(outcome.machines[0].result, MachineResult::Accepted);
+}
+
+#[tokio::test]
+async fn pages_share_one_graph_read() {
+    let server = MockServer::start().await;
+    mount_tenant(&server, beta_fields(), Arc::default()).await;
+    let (provider, _agent) = provider_with(&server, json!({"page_size": 3}));
+    let target = format!("policy:{POLICY}");
+
+    let first = provider.list_machines(&target, None).await.expect("page 1");
+    let second = provider
+        .list_machines(&target, first.next_cursor.clone())
+        .await
+        .expect("page 2");
+    provider
+        .observe(&target, "epic-hyperspace")
+        .await
+        .expect("observe");
+
+    let ids: Vec<&str> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|m| m.id.as_str())
+        .collect();
+    assert_eq!(ids, ["cpc-1", "cpc-2", "cpc-3", "cpc-biz"]);
+    assert!(first.next_cursor.is_some());
+    assert_eq!(second.next_cursor, None);
+    let cloud_pcs = "/v1.0/deviceManagement/virtualEndpoint/cloudPCs";
+    assert_eq!(requests_to(&server, cloud_pcs).await, 1);
+    assert_eq!(
+        requests_to(&server, "/beta/deviceManagement/virtualEndpoint/cloudPCs").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn cloud_pcs_are_read_with_select() {
+    let server = MockServer::start().await;
+    mount_tenant(&server, beta_fields(), Arc::default()).await;
+    let (provider, _agent) = provider(&server);
+
+    provider
+        .list_machines(&format!("policy:{POLICY}"), None)
+        .await
+        .expect("listing");
+
+    let requests = server.received_requests().await.unwrap_or_default();
+    let read = requests
+        .iter()
+        .find(|r| r.url.path() == "/v1.0/deviceManagement/virtualEndpoint/cloudPCs")
+        .expect("Cloud PCs read");
+    let select = read
+        .url
+        .query_pairs()
+        .find(|(key, _)| key == "$select")
+        .map(|(_, value)| value.into_owned())
+        .expect("$select sent");
+    for field in [
+        "id",
+        "managedDeviceId",
+        "aadDeviceId",
+        "provisioningPolicyId",
+    ] {
+        assert!(select.split(',').any(|f| f == field), "{field} in {select}");
+    }
+}
+
+#[tokio::test]
+async fn intune_write_drops_the_kept_read() {
+    let server = MockServer::start().await;
+    mount_tenant(&server, beta_fields(), Arc::default()).await;
+    let (provider, _agent) = provider(&server);
+    let target = format!("policy:{POLICY}");
+    let cloud_pcs = "/v1.0/deviceManagement/virtualEndpoint/cloudPCs";
+
+    provider
+        .list_machines(&target, None)
+        .await
+        .expect("listing");
+    provider.place(&place(&["cpc-1"])).await.expect("place");
+    assert_eq!(requests_to(&server, cloud_pcs).await, 1);
+
+    provider
+        .list_machines(&target, None)
+        .await
+        .expect("listing");
+    assert_eq!(requests_to(&server, cloud_pcs).await, 2);
+}
+
+#[tokio::test]
+async fn foreign_cursor_is_invalid() {
+    let server = MockServer::start().await;
+    mount_tenant(&server, beta_fields(), Arc::default()).await;
+    let (provider, _agent) = provider(&server);
+
+    let error = provider
+        .list_machines(&format!("policy:{POLICY}"), Some("page-2".into()))
+        .await
+        .expect_err("foreign cursor");
+
+    assert_eq!(error.kind, ErrorKind::Invalid);
+    assert!(error.message.contains("\"page-2\""), "{}", error.message);
 }

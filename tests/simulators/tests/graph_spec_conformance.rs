@@ -87,6 +87,7 @@ const MANAGED_DEVICE_V1: &[&str] = &[
     "azureADDeviceId",
     "azureADRegistered",
     "deviceCategoryDisplayName",
+    "model",
 ];
 const MANAGED_DEVICE_BETA_ONLY: &[&str] = &["managementState"];
 const COMPLIANCE_STATE: &[&str] = &[

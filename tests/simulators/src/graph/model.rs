@@ -149,6 +149,7 @@ pub(crate) fn managed_device(device: &ManagedDevice, version: ApiVersion) -> Map
         "azureADDeviceId": device.azure_ad_device_id,
         "azureADRegistered": true,
         "deviceCategoryDisplayName": device.category,
+        "model": device.model,
     }));
     if version == ApiVersion::Beta {
         map.insert("managementState".into(), json!(device.management_state));

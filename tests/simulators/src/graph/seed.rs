@@ -284,6 +284,11 @@ fn add_managed_device(
         } else {
             "Clinical laptops".to_string()
         },
+        model: if name.starts_with("CPC-") {
+            "Cloud PC Enterprise 4vCPU/16GB/256GB".to_string()
+        } else {
+            "Latitude 5440".to_string()
+        },
     };
     state.managed_devices.push(device.clone());
     device

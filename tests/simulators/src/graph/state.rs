@@ -74,6 +74,8 @@ pub(crate) struct ManagedDevice {
     pub enrolled: String,
     pub azure_ad_device_id: String,
     pub category: String,
+    /// Hardware model; Intune reports Cloud PCs as `Cloud PC Enterprise …`.
+    pub model: String,
 }
 
 /// An Entra ID device object; `device_id` is what Intune calls `azureADDeviceId`.
