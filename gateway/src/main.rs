@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use vdi_gateway::cli::{bench, client, demo};
 use vdi_gateway::config::{self, LogFormat};
 use vdi_gateway::{plugins, server, telemetry};
@@ -22,8 +22,6 @@ struct Cli {
     /// Log filter, for example `info` or `vdi_gateway=debug` (RUST_LOG overrides it).
     #[arg(long, global = true)]
     log_level: Option<String>,
-    #[command(flatten)]
-    client: client::ClientOptions,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,12 +54,26 @@ enum Command {
     /// Serve one plugin library over stdio for `isolation = "process"` (started by the gateway).
     #[command(hide = true)]
     PluginHost(plugins::host_main::PluginHostArgs),
+    // Client commands. `client::add_client_options` gives each of them the options of the
+    // connection to the gateway.
     #[command(flatten)]
     Client(client::ClientCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut command = client::add_client_options(Cli::command());
+    let matches = command.get_matches_mut();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.format(&mut command).exit(),
+    };
+    let client_options = match &cli.command {
+        Command::Client(_) => match client::client_options(&matches) {
+            Ok(options) => Some(options),
+            Err(error) => error.format(&mut command).exit(),
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -72,7 +84,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, client_options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -81,7 +93,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, client_options: Option<client::ClientOptions>) -> anyhow::Result<()> {
     let format = match cli.log_format {
         Some(LogFormatArg::Json) => Some(LogFormat::Json),
         Some(LogFormatArg::Human) => Some(LogFormat::Human),
@@ -125,6 +137,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         // The child logs nothing of its own: stdout carries envelopes and stderr the plugin's
         // log records.
         Command::PluginHost(args) => plugins::host_main::run(args).await,
-        Command::Client(command) => client::run(&cli.client, command).await,
+        Command::Client(command) => {
+            let options = client_options
+                .ok_or_else(|| anyhow::anyhow!("the client options were not parsed"))?;
+            client::run(&options, command).await
+        }
     }
 }

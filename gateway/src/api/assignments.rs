@@ -341,28 +341,62 @@ pub async fn pause(
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
     let assignment = load(&state, &id).await?;
-    if matches!(
-        assignment.state,
-        AssignmentState::Removing | AssignmentState::Removed
-    ) {
-        return Err(ApiError::conflict(format!(
-            "assignment {id:?} is {}; only rollouts can be paused",
-            assignment.state.as_str()
-        )));
-    }
-    if assignment.state != AssignmentState::Paused {
-        let detail = format!("paused by {}", caller.name);
-        state
-            .store
-            .set_assignment_state(&id, assignment.revision, AssignmentState::Paused, &detail)
-            .await?;
-    }
+    check_pausable(&assignment)?;
+    let detail = format!("paused by {}", caller.name);
+    state
+        .store
+        .set_assignment_state(&id, assignment.revision, AssignmentState::Paused, &detail)
+        .await?;
+    tracing::info!(assignment = %id, actor = %caller.name, "Rollout paused.");
     let current = load(&state, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(status_document(&state, &current).await?),
     )
         .into_response())
+}
+
+/// Rejects pausing an assignment that is already paused or whose rollout has ended, with 409
+/// naming the assignment and its state.
+fn check_pausable(assignment: &Assignment) -> Result<(), ApiError> {
+    let id = &assignment.id;
+    let current = assignment.state.as_str();
+    let message = match assignment.state {
+        AssignmentState::Pending
+        | AssignmentState::WaitingForWindow
+        | AssignmentState::RollingOut
+        | AssignmentState::RollingBack => return Ok(()),
+        AssignmentState::Paused => format!(
+            "assignment {id:?} is already paused; resume it with POST /v1/assignments/{id}/resume"
+        ),
+        AssignmentState::Converged
+        | AssignmentState::RolledBack
+        | AssignmentState::Failed
+        | AssignmentState::Removing
+        | AssignmentState::Removed => format!(
+            "assignment {id:?} is {current}, so there is no rollout to pause; only pending, \
+             waiting_for_window, rolling_out and rolling_back assignments can be paused"
+        ),
+    };
+    Err(ApiError::conflict(message).with_details(json!({"assignment": id, "state": current})))
+}
+
+/// Rejects resuming an assignment that is neither paused nor failed, with 409 naming the
+/// assignment and its state.
+fn check_resumable(assignment: &Assignment) -> Result<(), ApiError> {
+    if matches!(
+        assignment.state,
+        AssignmentState::Paused | AssignmentState::Failed
+    ) {
+        return Ok(());
+    }
+    let id = &assignment.id;
+    let current = assignment.state.as_str();
+    Err(ApiError::conflict(format!(
+        "assignment {id:?} is {current}, not paused; only paused or failed assignments can be \
+         resumed"
+    ))
+    .with_details(json!({"assignment": id, "state": current})))
 }
 
 /// `POST /v1/assignments/{id}/resume`.
@@ -372,27 +406,24 @@ pub async fn resume(
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
     let assignment = load(&state, &id).await?;
-    if matches!(
-        assignment.state,
-        AssignmentState::Paused | AssignmentState::Failed
-    ) {
-        let rolling_back = state
-            .store
-            .revision_reason(&id, assignment.revision)
-            .await?
-            .is_some_and(|r| r.starts_with("rollback"));
-        let next = if rolling_back {
-            AssignmentState::RollingBack
-        } else {
-            AssignmentState::RollingOut
-        };
-        let detail = format!("resumed by {}", caller.name);
-        state
-            .store
-            .set_assignment_state(&id, assignment.revision, next, &detail)
-            .await?;
-        state.engine.wake();
-    }
+    check_resumable(&assignment)?;
+    let rolling_back = state
+        .store
+        .revision_reason(&id, assignment.revision)
+        .await?
+        .is_some_and(|r| r.starts_with("rollback"));
+    let next = if rolling_back {
+        AssignmentState::RollingBack
+    } else {
+        AssignmentState::RollingOut
+    };
+    let detail = format!("resumed by {}", caller.name);
+    state
+        .store
+        .set_assignment_state(&id, assignment.revision, next, &detail)
+        .await?;
+    tracing::info!(assignment = %id, actor = %caller.name, "Rollout resumed.");
+    state.engine.wake();
     let current = load(&state, &id).await?;
     Ok((
         StatusCode::ACCEPTED,

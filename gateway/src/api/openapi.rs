@@ -40,6 +40,18 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
 
+/// Returns the schema of a `POST /v1/plan` body: the `AssignmentSpec` object with one more
+/// required property, `assignment_id`. The properties are copied, because `AssignmentSpec`
+/// forbids additional properties and an `allOf` of it and `assignment_id` rejects every body.
+fn plan_request() -> Value {
+    let mut schema = schemas()["AssignmentSpec"].clone();
+    schema["properties"]["assignment_id"] = id_parameter()["schema"].clone();
+    if let Some(required) = schema["required"].as_array_mut() {
+        required.push(json!("assignment_id"));
+    }
+    schema
+}
+
 /// Returns the document.
 pub fn spec() -> Value {
     let assignment_errors = ["400", "401", "403", "404", "500"];
@@ -116,16 +128,15 @@ pub fn spec() -> Value {
             "/v1/assignments/{id}/pause": {"post": {"summary": "Pause a rollout", "parameters": [id_parameter()],
                 "responses": ok("202", "Paused", reference("AssignmentStatus"), &["401", "403", "404", "409"])}},
             "/v1/assignments/{id}/resume": {"post": {"summary": "Resume a paused rollout", "parameters": [id_parameter()],
-                "responses": ok("202", "Resumed", reference("AssignmentStatus"), &["401", "403", "404"])}},
+                "responses": ok("202", "Resumed", reference("AssignmentStatus"), &["401", "403", "404", "409"])}},
             "/v1/assignments/{id}/freeze-override": {"post": {"summary": "Let the current revision roll out during a named change freeze (admin; audited)",
                 "parameters": [id_parameter()],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
                     "required": ["freeze", "reason"], "properties": {"freeze": {"type": "string"}, "reason": {"type": "string"}}}}}},
                 "responses": ok("202", "Override recorded", reference("AssignmentStatus"), &["400", "401", "403", "404", "422"])}},
             "/v1/plan": {"post": {"summary": "Dry run: machines affected and excluded, broker requests and duration; writes nothing",
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"allOf": [reference("AssignmentSpec"),
-                    {"type": "object", "required": ["assignment_id"], "properties": {"assignment_id": {"type": "string"}}}]}}}},
-                "responses": ok("200", "Plan", reference("Plan"), &["400", "401", "403", "415"])}},
+                "requestBody": {"required": true, "content": {"application/json": {"schema": plan_request()}}},
+                "responses": ok("200", "Plan", reference("Plan"), &["400", "401", "403", "413", "415", "422", "502"])}},
             "/v1/promote": {"post": {"summary": "Give a container's assignments in one environment the version another environment runs",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
                     "required": ["container", "from", "to"], "properties": {"container": {"type": "string"}, "from": {"type": "string"},
@@ -144,7 +155,7 @@ pub fn spec() -> Value {
                                {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "Desired containers", "content": {"application/json": {"schema": reference("AgentDesired")}}},
                               "304": {"description": "Unchanged"}, "401": {"$ref": "#/components/responses/Error"}}}},
-            "/v1/agent/report": {"post": {"summary": "An agent reports what it installed (agent token)",
+            "/v1/agent/report": {"post": {"summary": "An agent reports what it installed and its machine's user sessions (agent token)",
                 "security": [{"agent": []}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": reference("AgentReport")}}},
                 "responses": {"204": {"description": "Recorded"}, "400": {"$ref": "#/components/responses/Error"},
@@ -217,7 +228,7 @@ fn schemas() -> Value {
                 "total": {"type": "integer"}, "applied": {"type": "integer"}, "pending": {"type": "integer"},
                 "deferred": {"type": "integer"}, "failed": {"type": "integer"}, "excluded": {"type": "integer"},
                 "published_versions": {"type": "array", "items": {"type": "string"}}, "detail": {"type": "string"}}}},
-            "current_wave": {"type": "integer"},
+            "current_wave": {"type": "integer", "description": "Index of the current wave in rollout.waves, from 0. A rollback runs as one wave, index 0."},
             "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
         "MachinePlacement": {"type": "object", "properties": {
             "provider": {"type": "string"}, "target": {"type": "string"}, "machine": {"type": "string"}, "name": {"type": "string"},
@@ -239,7 +250,8 @@ fn schemas() -> Value {
             "target": {"type": "string"}, "state": {"type": "string"},
             "sessions": {"type": "array", "items": {"type": "object", "properties": {
                 "user": {"type": "string"}, "state": {"enum": ["active", "disconnected"]}}}},
-            "containers": {"type": "array", "items": {"type": "object", "properties": {
+            "containers": {"type": "array", "description": "Gateway container versions on the machine: those the broker shows, and those its agent reported installed",
+                "items": {"type": "object", "properties": {
                 "id": {"type": "string"}, "version": {"type": "string"}}}}}},
         "Plan": {"type": "object", "properties": {
             "assignment_id": {"type": "string"}, "blocked": {"type": "string"}, "estimated_seconds": {"type": "number"},
@@ -265,7 +277,12 @@ fn schemas() -> Value {
             "labels": {"type": "object", "additionalProperties": {"type": "string"}},
             "containers": {"type": "array", "items": {"type": "object", "required": ["id", "version", "state"], "properties": {
                 "id": {"type": "string"}, "version": {"type": "string"},
-                "state": {"enum": ["installed", "failed", "removed"]}, "detail": {"type": "string"}}}}}},
+                "state": {"enum": ["installed", "failed", "removed"]}, "detail": {"type": "string"}}}},
+            "sessions": {"type": ["array", "null"], "maxItems": 1000,
+                "description": "User sessions open on the machine; an empty list means none. Leave it out (or send null) when the agent cannot see them: the Windows 365 and physical providers then hold the machine in when_idle and next_logon rollouts.",
+                "items": {"type": "object", "required": ["user", "state"], "properties": {
+                    "user": {"type": "string", "minLength": 1, "maxLength": 256},
+                    "state": {"enum": ["active", "disconnected"]}}}}}},
         "Event": {"type": "object", "properties": {
             "id": {"type": "integer"}, "time": {"type": "string"}, "assignment": {"type": "string"},
             "kind": {"type": "string"}, "detail": {"type": "object"}}},

@@ -1,5 +1,6 @@
 //! `/v1/providers`: configured brokers, their targets and machines.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -7,7 +8,7 @@ use axum::Json;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use vdi_contracts::Machine;
+use vdi_contracts::{AgentContainerState, ContainerRef, Machine};
 
 use super::error::ApiError;
 use super::AppState;
@@ -16,6 +17,9 @@ use crate::engine::ProviderEntry;
 /// Default and maximum machines per page.
 const DEFAULT_LIMIT: usize = 500;
 const MAX_LIMIT: usize = 5000;
+
+/// Assignments read per store query while collecting container ids.
+const ASSIGNMENT_PAGE: i64 = 500;
 
 /// `GET /v1/providers`.
 pub async fn list(State(state): State<Arc<AppState>>) -> Json<Value> {
@@ -140,16 +144,71 @@ pub async fn machines(
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&p).unwrap_or_default())
     });
+    let mut reported = if machines.is_empty() {
+        HashMap::new()
+    } else {
+        agent_containers(&state, &name).await?
+    };
     let machines: Vec<Value> = machines
         .iter()
         .map(|m| {
+            let mut containers: BTreeSet<ContainerRef> = m.containers.iter().cloned().collect();
+            containers.extend(reported.remove(&m.id).unwrap_or_default());
             json!({
                 "id": m.id, "name": m.name, "dns_name": m.dns_name, "target": m.target,
-                "state": m.state.as_str(), "sessions": m.sessions, "containers": m.containers,
+                "state": m.state.as_str(), "sessions": m.sessions, "containers": containers,
             })
         })
         .collect();
     Ok(Json(
         json!({"machines": machines, "next_cursor": next_cursor}),
     ))
+}
+
+/// Returns, per machine id, the container versions that the machine's agent reported as
+/// installed for `provider`.
+///
+/// Agent-delivered machines (Horizon, Windows 365 Business Cloud PCs, agent-only laptops) show
+/// no gateway container on the broker, because the broker takes no part in the delivery. The
+/// reports are read per container id of the stored assignments, since the agent channel
+/// stores them by provider and container.
+async fn agent_containers(
+    state: &AppState,
+    provider: &str,
+) -> Result<HashMap<String, Vec<ContainerRef>>, ApiError> {
+    let mut by_machine: HashMap<String, Vec<ContainerRef>> = HashMap::new();
+    // Only providers with an agent token can receive reports.
+    if !state.agent_tokens.iter().any(|(name, _)| name == provider) {
+        return Ok(by_machine);
+    }
+    let mut container_ids = BTreeSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let batch = state
+            .store
+            .assignments(after.as_deref(), ASSIGNMENT_PAGE)
+            .await?;
+        for assignment in &batch {
+            container_ids.insert(assignment.spec.container.id.clone());
+            container_ids.extend(assignment.previous.iter().map(|c| c.id.clone()));
+        }
+        match batch.last() {
+            Some(last) if batch.len() as i64 == ASSIGNMENT_PAGE => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    for container_id in &container_ids {
+        for report in state.store.agent_reports(provider, container_id).await? {
+            if report.state == AgentContainerState::Installed {
+                by_machine
+                    .entry(report.machine)
+                    .or_default()
+                    .push(ContainerRef {
+                        id: report.container_id,
+                        version: report.version,
+                    });
+            }
+        }
+    }
+    Ok(by_machine)
 }

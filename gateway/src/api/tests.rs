@@ -11,6 +11,7 @@ use tower::ServiceExt;
 
 use super::{router, ApiToken, AppState, Role};
 use crate::engine::{Engine, EngineSettings, ProviderEntry, ProviderSource, Registry};
+use crate::model::AssignmentState;
 use crate::store::testing;
 use crate::testing::MemoryProvider;
 
@@ -752,4 +753,289 @@ async fn plan_with_unknown_provider_is_422() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+async fn post_action(app: &Router, id: &str, action: &str) -> (StatusCode, Value) {
+    let (status, body, _) = call(
+        app,
+        Method::POST,
+        &format!("/v1/assignments/{id}/{action}"),
+        Some(OPERATOR),
+        None,
+        None,
+    )
+    .await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn resume_not_paused_is_409() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+
+    let (status, body) = post_action(&app, "a1", "resume").await;
+
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"a1\""), "{message}");
+    assert!(message.contains("is pending, not paused"), "{message}");
+    assert_eq!(body["error"]["details"]["state"], "pending");
+}
+
+#[tokio::test]
+async fn pause_twice_is_409() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    let (status, _) = post_action(&app, "a1", "pause").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let (status, body) = post_action(&app, "a1", "pause").await;
+
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"a1\" is already paused"), "{message}");
+    assert_eq!(body["error"]["details"]["state"], "paused");
+}
+
+#[tokio::test]
+async fn pause_finished_is_409() {
+    let (app, state) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    for finished in [
+        AssignmentState::Converged,
+        AssignmentState::RolledBack,
+        AssignmentState::Failed,
+        AssignmentState::Removed,
+    ] {
+        let revision = state
+            .store
+            .assignment("a1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revision;
+        state
+            .store
+            .set_assignment_state("a1", revision, finished, "")
+            .await
+            .unwrap();
+
+        let (status, body) = post_action(&app, "a1", "pause").await;
+
+        assert_eq!(status, StatusCode::CONFLICT, "{finished:?}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("\"a1\" is {}", finished.as_str())),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn resume_failed_is_accepted() {
+    let (app, state) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    state
+        .store
+        .set_assignment_state("a1", 1, AssignmentState::Failed, "over budget")
+        .await
+        .unwrap();
+
+    let (status, body) = post_action(&app, "a1", "resume").await;
+
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["state"], "rolling_out");
+}
+
+/// Checks `value` against the JSON Schema keywords the OpenAPI document uses (`$ref` to a
+/// component, `allOf`, `oneOf`, `type`, `enum`, `required`, `properties`,
+/// `additionalProperties`, `items`, `minItems`) and returns every violation with its path.
+/// `pattern`, `format` and numeric bounds are not checked.
+fn schema_violations(document: &Value, schema: &Value, value: &Value, path: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some(target) = schema["$ref"].as_str() {
+        let name = target.trim_start_matches("#/components/schemas/");
+        let resolved = &document["components"]["schemas"][name];
+        assert!(!resolved.is_null(), "{path}: unresolved $ref {target}");
+        return schema_violations(document, resolved, value, path);
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        found.extend(schema_violations(document, part, value, path));
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let matching = options
+            .iter()
+            .filter(|option| schema_violations(document, option, value, path).is_empty())
+            .count();
+        if matching != 1 {
+            found.push(format!("{path}: matches {matching} oneOf options"));
+        }
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            found.push(format!("{path}: {value} is not in {allowed:?}"));
+        }
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let type_ok = |name: &str| match name {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        _ => false,
+    };
+    if !types.is_empty() && !types.iter().any(|name| type_ok(name)) {
+        found.push(format!("{path}: {value} is not of type {types:?}"));
+    }
+    if let Some(object) = value.as_object() {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap();
+            if !object.contains_key(key) {
+                found.push(format!("{path}: required property {key} is missing"));
+            }
+        }
+        for (key, item) in object {
+            let item_path = format!("{path}.{key}");
+            match schema["properties"].get(key) {
+                Some(property) => {
+                    found.extend(schema_violations(document, property, item, &item_path));
+                }
+                None if schema["additionalProperties"] == Value::Bool(false) => {
+                    found.push(format!("{item_path}: additional property is not allowed"));
+                }
+                None if schema["additionalProperties"].is_object() => found.extend(
+                    schema_violations(document, &schema["additionalProperties"], item, &item_path),
+                ),
+                None => {}
+            }
+        }
+    }
+    if let Some(items) = value.as_array() {
+        if let Some(min) = schema["minItems"].as_u64() {
+            if (items.len() as u64) < min {
+                found.push(format!("{path}: fewer than {min} items"));
+            }
+        }
+        if schema["items"].is_object() {
+            for (index, item) in items.iter().enumerate() {
+                let item_path = format!("{path}[{index}]");
+                found.extend(schema_violations(
+                    document,
+                    &schema["items"],
+                    item,
+                    &item_path,
+                ));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn plan_body_matches_openapi() {
+    let (app, _) = app().await;
+    let (_, document, _) = call(&app, Method::GET, "/v1/openapi.json", None, None, None).await;
+    let schema = &document["paths"]["/v1/plan"]["post"]["requestBody"]["content"]
+        ["application/json"]["schema"];
+    // The body `vdi-gateway plan` sends: the assignment of `assign` plus its id.
+    let plan = json!({
+        "assignment_id": "epic-prod",
+        "container": {"id": "epic-hyperspace", "version": "2024.4.0",
+                      "display_name": "Epic Hyperspace",
+                      "launch": {"executable": "C:\\Player\\player.exe", "arguments": "/launch"}},
+        "targets": [{"provider": "mem", "target": "EHR Clinicians"}],
+        "activation": "when_idle",
+        "rollout": {"waves": [5.0, 25.0, 100.0], "max_failure_percent": 2.0,
+                    "pause_seconds": 0, "auto_rollback": true}
+    });
+
+    let violations = schema_violations(&document, schema, &plan, "body");
+    assert!(violations.is_empty(), "{violations:#?}");
+
+    let (status, reply, _) = call(
+        &app,
+        Method::POST,
+        "/v1/plan",
+        Some(OPERATOR),
+        Some(plan.to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+
+    let mut without_id = plan.clone();
+    without_id.as_object_mut().unwrap().remove("assignment_id");
+    let violations = schema_violations(&document, schema, &without_id, "body");
+    assert_eq!(
+        violations,
+        ["body: required property assignment_id is missing"]
+    );
+    let mut unknown = plan.clone();
+    unknown["dry_run"] = json!(true);
+    let violations = schema_violations(&document, schema, &unknown, "body");
+    assert_eq!(
+        violations,
+        ["body.dry_run: additional property is not allowed"]
+    );
+}
+
+#[tokio::test]
+async fn provider_machines_show_agent_containers() {
+    let (app, state) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    let report = |machine: &str, version: &str, state| vdi_contracts::AgentReport {
+        machine: machine.into(),
+        container_id: "epic-hyperspace".into(),
+        version: version.into(),
+        state,
+        detail: String::new(),
+    };
+    state
+        .store
+        .record_agent_reports(
+            "mem",
+            &[
+                report("m001", "1.0", vdi_contracts::AgentContainerState::Installed),
+                report("m002", "1.0", vdi_contracts::AgentContainerState::Failed),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let (status, page, _) = call(
+        &app,
+        Method::GET,
+        "/v1/providers/mem/machines?target=dg-1&limit=3",
+        Some(VIEWER),
+        None,
+        None,
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let machines = page["machines"].as_array().unwrap();
+    let containers = |id: &str| {
+        machines
+            .iter()
+            .find(|m| m["id"] == id)
+            .map(|m| m["containers"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        containers("m001"),
+        json!([{"id": "epic-hyperspace", "version": "1.0"}])
+    );
+    assert_eq!(
+        containers("m002"),
+        json!([]),
+        "a failed install is not shown"
+    );
+    assert_eq!(containers("m000"), json!([]));
 }

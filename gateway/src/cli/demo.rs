@@ -14,6 +14,7 @@ use broker_sim::graph::{GraphFleet, GraphSim, GraphSimConfig};
 use broker_sim::horizon::{HorizonFleet, HorizonSim, HorizonSimConfig};
 use serde_json::{json, Value};
 
+use super::client::wave_label;
 use super::harness::{
     add_graph, add_horizon, gateway_config, ControlPlane, DEMO_AGENT_TOKEN,
     DEMO_PHYSICAL_AGENT_TOKEN, DEMO_TOKEN, DEMO_W365_AGENT_TOKEN,
@@ -41,11 +42,7 @@ pub struct DemoArgs {
 /// Per-target figures gathered over the run.
 #[derive(Debug, Default, Clone)]
 struct TargetFigures {
-    total: u64,
-    applied: u64,
-    deferred: u64,
-    failed: u64,
-    excluded: u64,
+    counts: StateCounts,
     writes: u64,
     seconds: f64,
 }
@@ -153,8 +150,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let horizon_counters = horizon.counters();
     let graph_counters = graph.counters();
     let outcome = match result {
-        Ok(figures) => {
-            print_table(&figures);
+        Ok(summary) => {
+            print_summary(&summary);
             println!();
             for (name, counters) in [
                 ("Citrix", &counters),
@@ -213,11 +210,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     outcome
 }
 
-async fn drive(
-    api: &ControlPlane,
-    args: &DemoArgs,
-    started: Instant,
-) -> anyhow::Result<BTreeMap<String, TargetFigures>> {
+/// Figures the demo prints at the end: per target, and per provider with each machine once.
+#[derive(Debug, Default)]
+struct Summary {
+    figures: BTreeMap<String, TargetFigures>,
+    machines: BTreeMap<String, StateCounts>,
+}
+
+async fn drive(api: &ControlPlane, args: &DemoArgs, started: Instant) -> anyhow::Result<Summary> {
     let providers = api.get("/v1/providers").await?;
     for provider in providers["providers"].as_array().into_iter().flatten() {
         println!(
@@ -248,7 +248,7 @@ async fn drive(
             let count = target["machine_count"]
                 .as_u64()
                 .map_or_else(String::new, |n| format!("{n:>4} machines"));
-            println!("          {provider:<13} {kind:<15} {name:<26} {count}");
+            println!("          {provider:<15} {kind:<15} {name:<26} {count}");
             chosen.push((provider.to_owned(), name));
         }
     }
@@ -298,12 +298,15 @@ async fn drive(
 
     let status = api.get("/v1/assignments/epic-hyperspace").await?;
     for row in status["per_target"].as_array().into_iter().flatten() {
-        let entry = figures.entry(target_key(row)).or_default();
-        entry.total = row["total"].as_u64().unwrap_or(0);
-        entry.applied = row["applied"].as_u64().unwrap_or(0);
-        entry.deferred = row["deferred"].as_u64().unwrap_or(0);
-        entry.failed = row["failed"].as_u64().unwrap_or(0);
-        entry.excluded = row["excluded"].as_u64().unwrap_or(0);
+        let count = |key: &str| row[key].as_u64().unwrap_or(0);
+        figures.entry(target_key(row)).or_default().counts = StateCounts {
+            total: count("total"),
+            applied: count("applied"),
+            pending: count("pending"),
+            deferred: count("deferred"),
+            failed: count("failed"),
+            excluded: count("excluded"),
+        };
     }
     let audit = api.get("/v1/audit?assignment=epic-hyperspace").await?;
     for record in audit["records"].as_array().into_iter().flatten() {
@@ -311,7 +314,109 @@ async fn drive(
             entry.writes += 1;
         }
     }
-    Ok(figures)
+    let machines = unique_machines(api).await?;
+    Ok(Summary { figures, machines })
+}
+
+/// Machines by placement state.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct StateCounts {
+    total: u64,
+    applied: u64,
+    pending: u64,
+    deferred: u64,
+    failed: u64,
+    excluded: u64,
+}
+
+impl StateCounts {
+    fn count(&mut self, state: &str) {
+        self.total += 1;
+        match state {
+            "applied" => self.applied += 1,
+            "pending" => self.pending += 1,
+            "deferred" => self.deferred += 1,
+            "failed" => self.failed += 1,
+            "excluded" => self.excluded += 1,
+            // A state this demo does not know still counts in the total.
+            _ => {}
+        }
+    }
+
+    fn add(&mut self, other: &StateCounts) {
+        self.total += other.total;
+        self.applied += other.applied;
+        self.pending += other.pending;
+        self.deferred += other.deferred;
+        self.failed += other.failed;
+        self.excluded += other.excluded;
+    }
+}
+
+/// Returns the rank of a placement state when one machine has several placements: the state
+/// furthest from done wins, so a machine counts as applied only once every target that lists
+/// it applied the version.
+fn state_rank(state: &str) -> u8 {
+    match state {
+        "failed" => 5,
+        "deferred" => 4,
+        "pending" => 3,
+        "excluded" => 2,
+        "applied" => 1,
+        _ => 0,
+    }
+}
+
+/// Counts per provider the machines of the given placements `(provider, machine, state)`,
+/// each `(provider, machine id)` once. Horizon lists an RDS host under its desktop pool and
+/// under its farm, so it has a placement in each target.
+fn count_unique<'a>(
+    placements: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> BTreeMap<String, StateCounts> {
+    let mut states: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for (provider, machine, state) in placements {
+        let entry = states.entry((provider, machine)).or_insert(state);
+        if state_rank(state) > state_rank(entry) {
+            *entry = state;
+        }
+    }
+    let mut counts: BTreeMap<String, StateCounts> = BTreeMap::new();
+    for ((provider, _), state) in states {
+        counts.entry(provider.to_owned()).or_default().count(state);
+    }
+    counts
+}
+
+/// Reads every placement of the demo's assignment and counts its machines per provider, each
+/// machine once (see [`count_unique`]).
+async fn unique_machines(api: &ControlPlane) -> anyhow::Result<BTreeMap<String, StateCounts>> {
+    let mut rows: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    // Pages hold 1000 placements and the demo has about 900, so 100 pages are far more than
+    // it needs.
+    for _ in 0..100 {
+        let path = match &cursor {
+            None => "/v1/assignments/epic-hyperspace/machines?limit=1000".to_owned(),
+            Some(cursor) => {
+                format!("/v1/assignments/epic-hyperspace/machines?limit=1000&cursor={cursor}")
+            }
+        };
+        let page = api.get(&path).await?;
+        rows.extend(page["machines"].as_array().into_iter().flatten().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => {
+                return Ok(count_unique(rows.iter().map(|row| {
+                    (
+                        row["provider"].as_str().unwrap_or("?"),
+                        row["machine"].as_str().unwrap_or("?"),
+                        row["state"].as_str().unwrap_or("?"),
+                    )
+                })))
+            }
+        }
+    }
+    bail!("the placements of epic-hyperspace did not fit in 100 pages")
 }
 
 fn assignment(targets: &[(String, String)], version: &str, waves: &[u32]) -> Value {
@@ -347,26 +452,39 @@ async fn follow(
 ) -> anyhow::Result<BTreeMap<String, f64>> {
     let step_start = Instant::now();
     let mut last_line = String::new();
+    let mut last_progress = String::new();
+    let mut last_state = String::new();
     let mut settled: BTreeMap<String, f64> = BTreeMap::new();
     loop {
         let status = api.get("/v1/assignments/epic-hyperspace").await?;
         let state = status["state"].as_str().unwrap_or("?").to_owned();
-        let progress = &status["progress"];
-        let waves = status["rollout"]["waves"].as_array().map_or(1, Vec::len);
-        let line = format!(
-            "{state:<12} wave {}/{}  applied {:>3}/{:<3} pending {:>3}  deferred {:>3}  failed {}  excluded {}",
-            status["current_wave"].as_u64().unwrap_or(0) + 1,
-            waves,
-            progress["applied"],
-            progress["total"],
-            progress["pending"],
-            progress["deferred"],
-            progress["failed"],
-            progress["excluded"],
-        );
-        if line != last_line {
-            println!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
-            last_line = line;
+        let wave = wave_label(
+            &state,
+            status["current_wave"].as_u64().unwrap_or(0),
+            status["rollout"]["waves"].as_array().map_or(0, Vec::len),
+        )
+        .unwrap_or_default();
+        // The API's progress counts a machine once per target that lists it, so the line is
+        // redrawn from the placements, with each machine once, only when the progress moved.
+        let progress = status["progress"].to_string();
+        if progress != last_progress || state != last_state {
+            let all = unique_machines(api).await?.values().fold(
+                StateCounts::default(),
+                |mut sum, counts| {
+                    sum.add(counts);
+                    sum
+                },
+            );
+            let line = format!(
+                "{state:<12} {wave:<8}  applied {:>3}/{:<3} pending {:>3}  deferred {:>3}  failed {}  excluded {}",
+                all.applied, all.total, all.pending, all.deferred, all.failed, all.excluded,
+            );
+            if line != last_line {
+                println!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+                last_line = line;
+            }
+            last_progress = progress;
+            last_state = state.clone();
         }
         for row in status["per_target"].as_array().into_iter().flatten() {
             let name = target_key(row);
@@ -404,41 +522,94 @@ fn target_key(row: &Value) -> String {
     )
 }
 
-fn print_table(figures: &BTreeMap<String, TargetFigures>) {
-    println!(
-        "{:<40} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8}",
-        "provider/target",
-        "machines",
-        "applied",
-        "deferred",
-        "failed",
-        "excluded",
-        "broker writes",
-        "seconds"
-    );
-    let mut total = TargetFigures::default();
-    for (name, f) in figures {
-        println!(
-            "{:<40} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8.1}",
-            name, f.total, f.applied, f.deferred, f.failed, f.excluded, f.writes, f.seconds
-        );
-        total.total += f.total;
-        total.applied += f.applied;
-        total.deferred += f.deferred;
-        total.failed += f.failed;
-        total.excluded += f.excluded;
-        total.writes += f.writes;
-        total.seconds = total.seconds.max(f.seconds);
-    }
+const TABLE_HEADER: [&str; 7] = [
+    "machines",
+    "applied",
+    "deferred",
+    "failed",
+    "excluded",
+    "broker writes",
+    "seconds",
+];
+
+fn print_row(name: &str, counts: &StateCounts, writes: u64, seconds: f64) {
     println!(
         "{:<40} {:>8} {:>8} {:>9} {:>7} {:>9} {:>13} {:>8.1}",
-        "all",
-        total.total,
-        total.applied,
-        total.deferred,
-        total.failed,
-        total.excluded,
-        total.writes,
-        total.seconds
+        name,
+        counts.total,
+        counts.applied,
+        counts.deferred,
+        counts.failed,
+        counts.excluded,
+        writes,
+        seconds
     );
+}
+
+fn print_header(first: &str) {
+    let [machines, applied, deferred, failed, excluded, writes, seconds] = TABLE_HEADER;
+    println!(
+        "{first:<40} {machines:>8} {applied:>8} {deferred:>9} {failed:>7} {excluded:>9} {writes:>13} {seconds:>8}"
+    );
+}
+
+/// Prints a row per target, then a row per provider and the total, which count each machine
+/// once.
+fn print_summary(summary: &Summary) {
+    println!("Per target. A machine listed by two targets is in both rows: Horizon lists an RDS");
+    println!("host under its desktop pool and under its farm.");
+    print_header("provider/target");
+    let mut providers: BTreeMap<&str, (u64, f64)> = BTreeMap::new();
+    for (name, f) in &summary.figures {
+        print_row(name, &f.counts, f.writes, f.seconds);
+        let provider = name.split_once('/').map_or(name.as_str(), |(p, _)| p);
+        let entry = providers.entry(provider).or_default();
+        entry.0 += f.writes;
+        entry.1 = entry.1.max(f.seconds);
+    }
+    println!();
+    println!("Per provider, each machine once (unique provider and machine id).");
+    print_header("provider");
+    let mut all = StateCounts::default();
+    let (mut all_writes, mut all_seconds) = (0, 0.0_f64);
+    for (provider, counts) in &summary.machines {
+        let (writes, seconds) = providers
+            .get(provider.as_str())
+            .copied()
+            .unwrap_or_default();
+        print_row(provider, counts, writes, seconds);
+        all.add(counts);
+        all_writes += writes;
+        all_seconds = all_seconds.max(seconds);
+    }
+    print_row("all", &all, all_writes, all_seconds);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_counts_rds_host_once() {
+        let placements = [
+            ("horizon-demo", "rds-1", "applied"),
+            ("horizon-demo", "rds-1", "applied"),
+            ("horizon-demo", "rds-2", "applied"),
+            ("horizon-demo", "rds-2", "pending"),
+            ("horizon-demo", "vdi-1", "excluded"),
+            ("citrix-demo", "rds-1", "applied"),
+        ];
+
+        let counts = count_unique(placements);
+
+        let horizon = counts["horizon-demo"];
+        assert_eq!(horizon.total, 3);
+        assert_eq!(horizon.applied, 1);
+        assert_eq!(horizon.pending, 1, "pending in one target is not applied");
+        assert_eq!(horizon.excluded, 1);
+        assert_eq!(
+            counts["citrix-demo"].total, 1,
+            "same id at another provider"
+        );
+    }
 }

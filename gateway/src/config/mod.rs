@@ -16,12 +16,15 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 pub use freeze::FreezeConfig;
+use keys::KeyShape;
+pub use keys::UnknownKey;
 pub use plugins::{Isolation, PluginLibraryConfig, PluginsConfig};
 use raw::RawConfig;
 use secrets::{redact_url, redacted_option};
 use validate::{no_tokens_warning, validate};
 
 mod freeze;
+mod keys;
 mod plugins;
 mod raw;
 mod secrets;
@@ -56,16 +59,29 @@ const MAX_NAME_LEN: usize = 64;
 /// Failure to load the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read or parsed, or a key has the wrong type or is unknown.
-    #[error("failed to read the configuration{}: {source}", describe_path(.path))]
+    /// The file could not be read or parsed, or a key has the wrong type.
+    // The `config` crate's error is part of the message and not returned as `source()`, so a
+    // report of the whole chain (`{:#}`) does not print it twice.
+    #[error("failed to read the configuration{}: {cause}", describe_path(.path))]
     Read {
         /// Configuration file, if one was given.
         path: Option<PathBuf>,
         /// Error of the `config` crate, naming the key.
-        source: ::config::ConfigError,
+        cause: ::config::ConfigError,
+    },
+    /// Keys of the file or of `VDIGW__*` variables that the gateway does not read, all of them.
+    #[error(
+        "the configuration has unknown keys; rename or remove each:\n{}",
+        format_lines(.keys)
+    )]
+    UnknownKeys {
+        /// Configuration file, if one was given.
+        path: Option<PathBuf>,
+        /// Every unknown key, the file's in line order.
+        keys: Vec<UnknownKey>,
     },
     /// The configuration parsed, but one or more values are invalid or a secret is missing.
-    #[error("invalid configuration:\n{}", format_problems(.0))]
+    #[error("invalid configuration:\n{}", format_lines(.0))]
     Invalid(Vec<Problem>),
 }
 
@@ -91,8 +107,8 @@ fn describe_path(path: &Option<PathBuf>) -> String {
     }
 }
 
-fn format_problems(problems: &[Problem]) -> String {
-    let lines: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+fn format_lines<T: fmt::Display>(items: &[T]) -> String {
+    let lines: Vec<String> = items.iter().map(|item| format!("  - {item}")).collect();
     lines.join("\n")
 }
 
@@ -357,9 +373,9 @@ impl GatewayConfig {
 /// key of the file. Arrays (`[[tokens]]`, `[[providers]]`) come from the file only.
 ///
 /// # Errors
-/// Returns [`ConfigError::Read`] when the file is missing or not valid TOML, or a key is unknown
-/// or has the wrong type, and [`ConfigError::Invalid`] listing every invalid value and every
-/// secret that cannot be read.
+/// Returns [`ConfigError::Read`] when the file is missing or not valid TOML or a key has the
+/// wrong type, [`ConfigError::UnknownKeys`] listing every key the gateway does not read, and
+/// [`ConfigError::Invalid`] listing every invalid value and every secret that cannot be read.
 pub fn load(path: Option<&Path>) -> Result<GatewayConfig, ConfigError> {
     let env: HashMap<String, String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -392,12 +408,24 @@ pub fn load_with_env(
             .separator(ENV_SEPARATOR)
             .source(Some(overrides)),
     );
-    let raw: RawConfig = builder
-        .build()
-        .and_then(|config| config.try_deserialize())
-        .map_err(|source| ConfigError::Read {
+    let read_error = |cause| ConfigError::Read {
+        path: path.map(Path::to_path_buf),
+        cause,
+    };
+    let config = builder.build().map_err(read_error)?;
+
+    // When reading the file again fails (it was removed since), the keys are reported without
+    // line numbers.
+    let text = path.and_then(|path| std::fs::read_to_string(path).ok());
+    let file = path.zip(text.as_deref());
+    let unknown = keys::unknown_keys(&KeyShape::of::<RawConfig>(), &config.cache, file, env);
+    if !unknown.is_empty() {
+        return Err(ConfigError::UnknownKeys {
             path: path.map(Path::to_path_buf),
-            source,
-        })?;
+            keys: unknown,
+        });
+    }
+
+    let raw: RawConfig = config.try_deserialize().map_err(read_error)?;
     validate(raw, env)
 }

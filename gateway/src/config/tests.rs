@@ -98,14 +98,138 @@ fn file_then_env_override() {
 #[test]
 fn unknown_key_is_rejected() {
     let err = load_text("[server]\nbnd = \"127.0.0.1:1\"\n", &[]).unwrap_err();
-    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(matches!(err, ConfigError::UnknownKeys { .. }));
     assert!(err.to_string().contains("bnd"), "{err}");
+}
+
+/// Loads `text` and returns the unknown keys, failing the test otherwise.
+fn unknown_keys(text: &str, vars: &[(&str, &str)]) -> (PathBuf, Vec<UnknownKey>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "gateway.toml", text);
+    match load_with_env(Some(&path), &env(vars)) {
+        Err(ConfigError::UnknownKeys { keys, .. }) => (path, keys),
+        Err(other) => panic!("expected unknown keys, got {other}"),
+        Ok(config) => panic!("expected unknown keys, got {config:?}"),
+    }
+}
+
+#[test]
+fn unknown_keys_all_reported() {
+    let text = "\
+[server]
+bind = \"127.0.0.1:8080\"
+bnd = \"127.0.0.1:1\"
+
+[stor]
+url = \"sqlite://x\"
+
+[[tokens]]
+name = \"ci\"
+role = \"operator\"
+tokne_env = \"OP\"
+
+[[providers]]
+name = \"citrix-prod\"
+kind = \"citrix\"
+enviroment = \"prod\"
+[providers.settings]
+any_key = 1
+
+[[providers]]
+name = \"horizon\"
+kind = \"horizon\"
+colour = \"blue\"
+
+[[plugins.libraries]]
+file = \"libx.so\"
+isolaton = \"process\"
+";
+    let (path, keys) = unknown_keys(text, &[]);
+    let file = path.display();
+
+    let found: Vec<(&str, &str, Option<&str>)> = keys
+        .iter()
+        .map(|k| (k.key.as_str(), k.location.as_str(), k.suggestion.as_deref()))
+        .collect();
+    let expected = [
+        ("server.bnd", format!("{file}:3"), Some("bind")),
+        ("stor", format!("{file}:5"), Some("store")),
+        (
+            "tokens[\"ci\"].tokne_env",
+            format!("{file}:11"),
+            Some("token_env"),
+        ),
+        (
+            "providers[\"citrix-prod\"].enviroment",
+            format!("{file}:16"),
+            Some("environment"),
+        ),
+        ("providers[\"horizon\"].colour", format!("{file}:23"), None),
+        (
+            "plugins.libraries[0].isolaton",
+            format!("{file}:27"),
+            Some("isolation"),
+        ),
+    ];
+    assert_eq!(found.len(), expected.len(), "{keys:#?}");
+    for ((key, location, suggestion), (want_key, want_location, want_suggestion)) in
+        found.iter().zip(&expected)
+    {
+        assert_eq!(key, want_key);
+        assert_eq!(location, want_location, "{key}");
+        assert_eq!(suggestion, want_suggestion, "{key}");
+    }
+}
+
+#[test]
+fn unknown_key_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "gateway.toml", "[server]\nbnd = \"x\"\n");
+    let err = anyhow::Error::from(load_with_env(Some(&path), &HashMap::new()).unwrap_err());
+
+    let text = format!("{err:#}");
+
+    assert_eq!(text.matches("bnd").count(), 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}:2: unknown key server.bnd; did you mean bind?",
+            path.display()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn unknown_key_lists_known_keys() {
+    let (_, keys) = unknown_keys("[engine]\nturbo = true\n", &[]);
+
+    assert_eq!(keys.len(), 1);
+    let message = keys[0].to_string();
+    assert!(message.ends_with("unknown key engine.turbo; known keys here: deferred_recheck_seconds, lease_seconds, max_parallel_targets, reconcile_interval_seconds"), "{message}");
 }
 
 #[test]
 fn unknown_env_override_is_rejected() {
     let err = load_with_env(None, &env(&[("VDIGW__SERVER__PORT", "1")])).unwrap_err();
-    assert!(err.to_string().contains("port"), "{err}");
+    let ConfigError::UnknownKeys { keys, .. } = &err else {
+        panic!("expected unknown keys, got {err}");
+    };
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].key, "server.port");
+    assert_eq!(keys[0].location, "environment variable VDIGW__SERVER__PORT");
+}
+
+#[test]
+fn unknown_env_table_names_variable() {
+    let (_, keys) = unknown_keys(
+        "[server]\nbind = \"127.0.0.1:8080\"\n",
+        &[("VDIGW__LOGG__LEVEL", "debug")],
+    );
+
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0].key, "logg");
+    assert_eq!(keys[0].location, "environment variable VDIGW__LOGG__LEVEL");
+    assert_eq!(keys[0].suggestion.as_deref(), Some("log"));
 }
 
 #[test]
@@ -499,4 +623,44 @@ fn example_citrix_onprem_loads() {
     assert!(provider.agent_token.is_some());
     assert!(config.server.metrics_token.is_some());
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[tokio::test]
+async fn simulator_entries_load() {
+    let citrix = broker_sim::citrix::CitrixSim::start(Default::default())
+        .await
+        .unwrap();
+    let horizon = broker_sim::horizon::HorizonSim::start(Default::default())
+        .await
+        .unwrap();
+    let graph = broker_sim::graph::GraphSim::start(Default::default())
+        .await
+        .unwrap();
+    let agents: std::sync::Arc<dyn vdi_contracts::AgentChannel> =
+        std::sync::Arc::new(vdi_contracts::MemoryAgentChannel::default());
+    let entries = [
+        broker_sim::cli::citrix_gateway_entry(&citrix),
+        broker_sim::cli::horizon_gateway_entry(&horizon),
+        broker_sim::cli::graph_gateway_entry(&graph),
+    ];
+
+    for entry in entries {
+        let text = format!("{OPERATOR}\n{}", entry.toml);
+        let mut vars: Vec<(&str, &str)> = vec![("OP", OPERATOR_TOKEN)];
+        vars.extend(
+            entry
+                .variables
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+
+        let config = load_text(&text, &vars).unwrap_or_else(|err| panic!("{err}\n{text}"));
+
+        assert_eq!(config.providers.len(), 1, "{text}");
+        let built = crate::providers::build(&config.providers[0], &agents);
+        assert!(built.is_ok(), "{}: {:?}", text, built.err());
+    }
+    citrix.shutdown().await;
+    horizon.shutdown().await;
+    graph.shutdown().await;
 }

@@ -115,6 +115,7 @@ pub async fn run_citrix(args: CitrixArgs) -> anyhow::Result<()> {
         "citrix simulator listening on {} (customer {customer}, client id {client})",
         sim.base_url()
     );
+    print!("{}", citrix_gateway_entry(&sim));
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;
@@ -200,6 +201,7 @@ pub async fn run_horizon(args: HorizonArgs) -> anyhow::Result<()> {
         "horizon simulator listening on {} (user {user})",
         sim.base_url()
     );
+    print!("{}", horizon_gateway_entry(&sim));
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;
@@ -288,9 +290,155 @@ pub async fn run_graph(args: GraphArgs) -> anyhow::Result<()> {
         "graph simulator listening on {} (tenant {tenant}, client id {client})",
         sim.base_url()
     );
+    print!("{}", graph_gateway_entry(&sim));
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;
     sim.shutdown().await;
     Ok(())
+}
+
+/// A gateway `[[providers]]` entry that points at a running simulator, with the variables
+/// holding its secrets. The simulators accept fixed test credentials (for example the client
+/// secret `sim-client-secret`), so printing them reveals nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEntry {
+    /// The `[[providers]]` table, as TOML.
+    pub toml: String,
+    /// Environment variables the entry's `*_env` keys name, with their values.
+    pub variables: Vec<(String, String)>,
+}
+
+impl std::fmt::Display for GatewayEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "\nTo point a gateway at it, add this to its configuration file:\n\n{}",
+            self.toml
+        )?;
+        writeln!(
+            f,
+            "and set these variables (the simulator's fixed test credentials):\n"
+        )?;
+        for (name, value) in &self.variables {
+            writeln!(f, "export {name}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `value` as a TOML basic string. JSON string escapes are valid TOML escapes.
+fn toml_string(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
+/// Returns the entry of a `citrix` provider in cloud mode for `sim`.
+pub fn citrix_gateway_entry(sim: &CitrixSim) -> GatewayEntry {
+    let config = sim.config();
+    let toml = format!(
+        "[[providers]]\nname = \"citrix-sim\"\nkind = \"citrix\"\n\n[providers.settings]\n\
+         mode = \"cloud\"\napi_base_url = {}\ntoken_url = {}\ncustomer_id = {}\nclient_id = {}\n\
+         client_secret_env = \"CITRIX_CLIENT_SECRET\"\nallow_plain_http_loopback = true\n",
+        toml_string(&sim.api_base_url()),
+        toml_string(&sim.cloud_token_url()),
+        toml_string(&config.customer_id),
+        toml_string(&config.client_id),
+    );
+    GatewayEntry {
+        toml,
+        variables: vec![(
+            "CITRIX_CLIENT_SECRET".to_owned(),
+            config.client_secret.clone(),
+        )],
+    }
+}
+
+/// Returns the entry of a `horizon` provider for `sim`.
+pub fn horizon_gateway_entry(sim: &HorizonSim) -> GatewayEntry {
+    let config = sim.config();
+    let toml = format!(
+        "[[providers]]\nname = \"horizon-sim\"\nkind = \"horizon\"\n\n[providers.settings]\n\
+         api_base_url = {}\nusername = {}\npassword_env = \"HORIZON_PASSWORD\"\ndomain = {}\n\
+         allow_plain_http_loopback = true\n",
+        toml_string(&sim.api_base_url()),
+        toml_string(&config.username),
+        toml_string(&config.domain),
+    );
+    GatewayEntry {
+        toml,
+        variables: vec![("HORIZON_PASSWORD".to_owned(), config.password.clone())],
+    }
+}
+
+/// Returns the entry of a `windows365` provider for `sim`. A `physical` provider takes the
+/// same `[providers.settings.graph]` table.
+pub fn graph_gateway_entry(sim: &GraphSim) -> GatewayEntry {
+    let config = sim.config();
+    let toml = format!(
+        "[[providers]]\nname = \"windows365-sim\"\nkind = \"windows365\"\n\n\
+         [providers.settings.graph]\ntenant_id = {}\nclient_id = {}\n\
+         client_secret_env = \"GRAPH_CLIENT_SECRET\"\ntoken_url = {}\ngraph_base_url = {}\n\
+         allow_plain_http_loopback = true\n",
+        toml_string(&config.tenant_id),
+        toml_string(&config.client_id),
+        toml_string(&sim.token_url()),
+        toml_string(&sim.graph_base_url()),
+    );
+    GatewayEntry {
+        toml,
+        variables: vec![(
+            "GRAPH_CLIENT_SECRET".to_owned(),
+            config.client_secret.clone(),
+        )],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn citrix_entry_has_credentials() {
+        let sim = CitrixSim::start(CitrixSimConfig::default()).await.unwrap();
+
+        let entry = citrix_gateway_entry(&sim);
+        let printed = entry.to_string();
+
+        assert!(printed.contains(&format!("api_base_url = \"{}\"", sim.api_base_url())));
+        assert!(printed.contains(&format!("client_id = \"{}\"", sim.config().client_id)));
+        assert!(printed.contains("client_secret_env = \"CITRIX_CLIENT_SECRET\""));
+        assert!(printed.contains("export CITRIX_CLIENT_SECRET=sim-client-secret"));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn horizon_entry_has_credentials() {
+        let sim = HorizonSim::start(HorizonSimConfig::default())
+            .await
+            .unwrap();
+
+        let printed = horizon_gateway_entry(&sim).to_string();
+
+        let config = sim.config();
+        assert!(printed.contains(&format!("username = \"{}\"", config.username)));
+        assert!(printed.contains(&format!("domain = \"{}\"", config.domain)));
+        assert!(printed.contains(&format!("export HORIZON_PASSWORD={}", config.password)));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn graph_entry_has_credentials() {
+        let sim = GraphSim::start(GraphSimConfig::default()).await.unwrap();
+
+        let printed = graph_gateway_entry(&sim).to_string();
+
+        let config = sim.config();
+        assert!(printed.contains(&format!("tenant_id = \"{}\"", config.tenant_id)));
+        assert!(printed.contains(&format!("token_url = \"{}\"", sim.token_url())));
+        assert!(printed.contains(&format!(
+            "export GRAPH_CLIENT_SECRET={}",
+            config.client_secret
+        )));
+        sim.shutdown().await;
+    }
 }

@@ -103,7 +103,8 @@ pub struct StatusArgs {
     /// List only assignments with a target at this provider.
     #[arg(long, conflicts_with = "id")]
     pub provider: Option<String>,
-    /// Follow the assignment with a progress bar per target until its rollout settles.
+    /// Follow the assignment until its rollout settles: a progress bar per target on a
+    /// terminal, otherwise one line per change.
     #[arg(long)]
     pub watch: bool,
     /// Milliseconds between refreshes with --watch.

@@ -49,10 +49,29 @@ fn status_word(status: StatusCode) -> &'static str {
     }
 }
 
+/// Returns the rollout position as `wave N/M`, counting from 1 like the waves in
+/// `rollout.waves`, from the API's `current_wave` index (from 0).
+///
+/// A rollback runs as one wave of every machine whatever the forward waves were, so
+/// `rolling_back` and `rolled_back` show `wave 1/1`. Removal has no waves and returns `None`.
+/// A `wave_count` of 0 means the document gave no waves, and only the position is shown.
+pub(crate) fn wave_label(state: &str, current_wave: u64, wave_count: usize) -> Option<String> {
+    let position = current_wave.saturating_add(1);
+    match state {
+        "removing" | "removed" => None,
+        "rolling_back" | "rolled_back" => Some("wave 1/1".to_owned()),
+        _ if wave_count == 0 => Some(format!("wave {position}")),
+        _ => Some(format!("wave {position}/{wave_count}")),
+    }
+}
+
 pub(super) fn format_assignment(view: &AssignmentView) -> String {
     let mut state = view.state.clone();
-    if let Some(wave) = view.current_wave {
-        state.push_str(&format!(" (wave {wave})"));
+    let wave = view
+        .current_wave
+        .and_then(|current| wave_label(&view.state, current, view.rollout.waves.len()));
+    if let Some(wave) = wave {
+        state.push_str(&format!(" ({wave})"));
     }
     let mut container = format!("{} {}", view.container.id, view.container.version);
     if let Some(name) = &view.container.display_name {
@@ -65,8 +84,13 @@ pub(super) fn format_assignment(view: &AssignmentView) -> String {
     };
     let progress = match view.progress {
         Some(counts) => format!(
-            "{}/{} applied, {} pending, {} deferred, {} failed",
-            counts.applied, counts.total, counts.pending, counts.deferred, counts.failed
+            "{}/{} applied, {} pending, {} deferred, {} failed, {} excluded",
+            counts.applied,
+            counts.total,
+            counts.pending,
+            counts.deferred,
+            counts.failed,
+            counts.excluded
         ),
         None => "-".to_owned(),
     };
@@ -106,6 +130,7 @@ pub(super) fn format_assignment(view: &AssignmentView) -> String {
                     c.pending.to_string(),
                     c.deferred.to_string(),
                     c.failed.to_string(),
+                    c.excluded.to_string(),
                 ]
             })
             .collect();
@@ -118,6 +143,7 @@ pub(super) fn format_assignment(view: &AssignmentView) -> String {
                 ("PENDING", Align::Right),
                 ("DEFERRED", Align::Right),
                 ("FAILED", Align::Right),
+                ("EXCLUDED", Align::Right),
             ],
             rows,
         ));
@@ -137,6 +163,7 @@ pub(super) fn format_assignment_list(views: &[AssignmentView]) -> String {
                 .map(|c| format!("{}/{}", c.applied, c.total))
                 .unwrap_or_else(|| "-".into());
             let failed = v.progress.map(|c| c.failed.to_string());
+            let excluded = v.progress.map(|c| c.excluded.to_string());
             vec![
                 v.id.clone(),
                 v.state.clone(),
@@ -145,6 +172,7 @@ pub(super) fn format_assignment_list(views: &[AssignmentView]) -> String {
                 v.container.version.clone(),
                 progress,
                 failed.unwrap_or_else(|| "-".into()),
+                excluded.unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -157,6 +185,7 @@ pub(super) fn format_assignment_list(views: &[AssignmentView]) -> String {
             ("VERSION", Align::Left),
             ("APPLIED", Align::Right),
             ("FAILED", Align::Right),
+            ("EXCLUDED", Align::Right),
         ],
         rows,
     )
@@ -332,5 +361,25 @@ mod tests {
             ],
         );
         assert_eq!(table, "A       N\nlong    1\nx     100\n");
+    }
+
+    #[test]
+    fn wave_label_counts_from_one() {
+        let cases = [
+            ("rolling_out", 0, 3, Some("wave 1/3")),
+            ("rolling_out", 2, 3, Some("wave 3/3")),
+            ("converged", 2, 3, Some("wave 3/3")),
+            ("pending", 0, 0, Some("wave 1")),
+            ("rolling_back", 0, 3, Some("wave 1/1")),
+            ("rolled_back", 0, 3, Some("wave 1/1")),
+            ("removing", 1, 3, None),
+        ];
+        for (state, current, count, expected) in cases {
+            assert_eq!(
+                wave_label(state, current, count).as_deref(),
+                expected,
+                "{state} {current} {count}"
+            );
+        }
     }
 }

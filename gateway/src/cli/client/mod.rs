@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use clap::{Args, FromArgMatches, Subcommand};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -25,6 +26,7 @@ use self::http::{set_query_param, ApiClient};
 use self::views::{AssignmentView, MachineView, ProviderList, TargetList};
 
 pub use self::args::{ActivationArg, AssignArgs, StatusArgs};
+pub(crate) use self::format::wave_label;
 pub use self::http::ClientError;
 pub use self::safety::{AuditCommand, AuditFormat};
 
@@ -35,42 +37,32 @@ mod safety;
 #[cfg(test)]
 mod tests;
 mod views;
+mod watch;
 
-/// Options shared by every client command.
+/// Options of every client command: where the gateway listens, how to authenticate, and
+/// whether to print JSON.
+///
+/// [`add_client_options`] adds them to the client subcommands only, so `serve`, `demo` and
+/// the other local commands do not show them. [`client_options`] reads them back.
 #[derive(Clone, clap::Args)]
 pub struct ClientOptions {
     /// Base URL of the gateway API.
-    #[arg(
-        long,
-        env = "VDIGW_SERVER",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "VDIGW_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: Url,
     /// Control-plane bearer token. Prefer the VDIGW_TOKEN variable or --token-file, because
     /// other users can read command-line arguments in the process list.
-    #[arg(
-        long,
-        env = "VDIGW_TOKEN",
-        hide_env_values = true,
-        value_parser = parse_secret,
-        global = true
-    )]
+    #[arg(long, env = "VDIGW_TOKEN", hide_env_values = true, value_parser = parse_secret)]
     pub token: Option<SecretString>,
     /// File containing the bearer token. A trailing newline is ignored.
-    #[arg(
-        long,
-        env = "VDIGW_TOKEN_FILE",
-        conflicts_with = "token",
-        global = true
-    )]
+    #[arg(long, env = "VDIGW_TOKEN_FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
-    /// Print the response JSON instead of text.
-    #[arg(long, global = true)]
+    /// Print the response JSON instead of text. Set by `--json`, which commands that choose
+    /// their output with `--format` do not have.
+    #[arg(skip)]
     pub json: bool,
     /// Send the token over plain http to a host that is not loopback. Anyone on the network
     /// path can then read it.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub allow_plain_http: bool,
 }
 
@@ -84,6 +76,82 @@ impl fmt::Debug for ClientOptions {
             .field("allow_plain_http", &self.allow_plain_http)
             .finish()
     }
+}
+
+/// `--json`, added next to [`ClientOptions`] on commands that print a response document.
+#[derive(clap::Args)]
+struct JsonFlag {
+    /// Print the response JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Adds [`ClientOptions`] to every client subcommand of `command`, and `--json` to those
+/// without a `--format` option. A subcommand with subcommands of its own (`audit`) gets them
+/// on each of its subcommands, where its arguments are.
+pub fn add_client_options(mut command: clap::Command) -> clap::Command {
+    let names = client_command_names(&ClientCommand::augment_subcommands(clap::Command::new(
+        "client",
+    )));
+    for name in names {
+        command = command.mut_subcommand(name, add_options_to_leaves);
+    }
+    command
+}
+
+fn client_command_names(command: &clap::Command) -> Vec<String> {
+    command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .collect()
+}
+
+fn add_options_to_leaves(mut command: clap::Command) -> clap::Command {
+    if command.has_subcommands() {
+        for name in client_command_names(&command) {
+            command = command.mut_subcommand(name, add_options_to_leaves);
+        }
+        return command;
+    }
+    let has_format = command.get_arguments().any(|arg| arg.get_id() == "format");
+    // `augment_args` also sets the command's description from the struct's doc comment, so
+    // the subcommand's own description is put back afterwards.
+    let about = command.get_about().cloned();
+    let long_about = command.get_long_about().cloned();
+    let mut command = ClientOptions::augment_args(command);
+    if !has_format {
+        command = JsonFlag::augment_args(command);
+    }
+    command = match about {
+        Some(text) => command.about(text),
+        None => command.about(None::<&str>),
+    };
+    match long_about {
+        Some(text) => command.long_about(text),
+        None => command.long_about(None::<&str>),
+    }
+}
+
+/// Reads the [`ClientOptions`] of the client command that `matches` selected, from a command
+/// line built with [`add_client_options`].
+///
+/// # Errors
+/// Fails when the options cannot be read, for example when `matches` selected no client
+/// command.
+pub fn client_options(matches: &clap::ArgMatches) -> Result<ClientOptions, clap::Error> {
+    let mut leaf = matches;
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    let mut options = ClientOptions::from_arg_matches(leaf)?;
+    // Commands with a `--format` option have no `--json`.
+    options.json = leaf
+        .try_get_one::<bool>("json")
+        .ok()
+        .flatten()
+        .copied()
+        .unwrap_or(false);
+    Ok(options)
 }
 
 fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -263,7 +331,7 @@ async fn status(client: &ApiClient, args: StatusArgs) -> anyhow::Result<String> 
             );
         };
         let interval = std::time::Duration::from_millis(args.interval_ms.max(100));
-        return safety::watch(client, id, interval).await;
+        return watch::watch(client, id, interval).await;
     }
     if let Some(id) = &args.id {
         validate_identifier("assignment_id", id)?;

@@ -1,11 +1,8 @@
-//! Rollout-safety commands: `plan`, `promote`, `rollback-environment`, `audit export`, and
-//! `status --watch`, which draws a progress bar per target until the rollout settles.
+//! Rollout-safety commands: `plan`, `promote`, `rollback-environment` and `audit export`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::{json, Value};
 use vdi_contracts::model::validate_identifier;
@@ -13,9 +10,6 @@ use vdi_contracts::model::validate_identifier;
 use super::args::{assignment_from_flags, read_body_file, AssignArgs};
 use super::format::to_json;
 use super::http::{set_query_param, ApiClient};
-
-/// States after which `status --watch` stops.
-const SETTLED: [&str; 5] = ["converged", "rolled_back", "failed", "removed", "paused"];
 
 /// Format of `audit export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,6 +40,10 @@ pub enum AuditCommand {
         /// File to write; standard output when omitted.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Accepted only to reject it with a pointer to `--format json`, because `--format`
+        /// alone chooses the output of the export.
+        #[arg(long, hide = true)]
+        json: bool,
     },
 }
 
@@ -195,7 +193,11 @@ pub(super) async fn audit(client: &ApiClient, command: AuditCommand) -> anyhow::
         assignment,
         format,
         output,
+        json,
     } = command;
+    if json {
+        bail!("audit export has no --json option; choose the output with --format json or --format csv");
+    }
     let mut url = client.url(&["audit"]);
     for (name, value) in [
         ("since", &since),
@@ -221,70 +223,5 @@ pub(super) async fn audit(client: &ApiClient, command: AuditCommand) -> anyhow::
             })
         }
         None => Ok(text),
-    }
-}
-
-/// `status ID --watch`: one progress bar per target, refreshed until the rollout settles.
-pub(super) async fn watch(
-    client: &ApiClient,
-    id: &str,
-    interval: Duration,
-) -> anyhow::Result<String> {
-    validate_identifier("assignment_id", id)?;
-    let bars = MultiProgress::new();
-    let style =
-        ProgressStyle::with_template("{prefix:<32} [{bar:40.green/red}] {pos:>5}/{len:<5} {msg}")
-            .context("building the progress bar style")?
-            .progress_chars("=> ");
-    let header = bars.add(ProgressBar::new_spinner());
-    let mut per_target: Vec<ProgressBar> = Vec::new();
-    loop {
-        let status = client.get(client.url(&["assignments", id])).await?;
-        let state = status["state"].as_str().unwrap_or("?").to_owned();
-        header.set_message(format!(
-            "{id} {} revision {}: {state}, wave {}/{} {}",
-            status["container"]["version"].as_str().unwrap_or("?"),
-            status["revision"],
-            status["current_wave"].as_u64().unwrap_or(0) + 1,
-            status["rollout"]["waves"].as_array().map_or(1, Vec::len),
-            status["detail"].as_str().unwrap_or(""),
-        ));
-        header.tick();
-        let rows = status["per_target"].as_array().cloned().unwrap_or_default();
-        while per_target.len() < rows.len() {
-            let bar = bars.add(ProgressBar::new(0));
-            bar.set_style(style.clone());
-            per_target.push(bar);
-        }
-        for (bar, row) in per_target.iter().zip(&rows) {
-            let count = |key: &str| row[key].as_u64().unwrap_or(0);
-            bar.set_prefix(format!(
-                "{}/{}",
-                row["provider"].as_str().unwrap_or("?"),
-                row["target"].as_str().unwrap_or("?")
-            ));
-            bar.set_length(count("total").saturating_sub(count("excluded")));
-            bar.set_position(count("applied"));
-            bar.set_message(format!(
-                "pending {} deferred {} failed {} excluded {}",
-                count("pending"),
-                count("deferred"),
-                count("failed"),
-                count("excluded")
-            ));
-        }
-        if SETTLED.contains(&state.as_str()) {
-            for bar in &per_target {
-                bar.finish();
-            }
-            header.finish();
-            return Ok(format!("{id}: {state}"));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => {
-                bail!("stopped watching {id}; the rollout goes on in the gateway");
-            }
-        }
     }
 }

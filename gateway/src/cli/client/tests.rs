@@ -12,23 +12,35 @@ const TOKEN: &str = "cli-test-token-0123456789";
 /// A command line like the gateway binary's, for parsing tests.
 #[derive(Debug, Parser)]
 struct Cli {
-    #[command(flatten)]
-    options: ClientOptions,
     #[command(subcommand)]
     command: Wrapped,
 }
 
 #[derive(Debug, Subcommand)]
 enum Wrapped {
+    /// A command that talks to no server, like `serve`.
+    Local,
     #[command(flatten)]
     Client(ClientCommand),
 }
 
+/// Returns the test command line with the client options added, as the binary builds it.
+fn command_line() -> clap::Command {
+    add_client_options(<Cli as clap::CommandFactory>::command())
+}
+
+fn try_parse(args: &[&str]) -> Result<(ClientOptions, ClientCommand), clap::Error> {
+    let matches = command_line()
+        .try_get_matches_from(std::iter::once("vdi-gateway").chain(args.iter().copied()))?;
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches)?;
+    let Wrapped::Client(command) = cli.command else {
+        panic!("{args:?} is not a client command");
+    };
+    Ok((client_options(&matches)?, command))
+}
+
 fn parse(args: &[&str]) -> (ClientOptions, ClientCommand) {
-    let cli = Cli::try_parse_from(std::iter::once("vdi-gateway").chain(args.iter().copied()))
-        .unwrap_or_else(|err| panic!("{err}"));
-    let Wrapped::Client(command) = cli.command;
-    (cli.options, command)
+    try_parse(args).unwrap_or_else(|err| panic!("{err}"))
 }
 
 fn options(server: &MockServer) -> ClientOptions {
@@ -49,11 +61,15 @@ fn status_document() -> Value {
                       "launch": {"executable": "C:\\Player\\player.exe"}},
         "targets": [{"provider": "citrix-prod", "target": "EHR Clinicians"}],
         "activation": "when_idle",
+        "rollout": {"waves": [5.0, 25.0, 100.0], "max_failure_percent": 2.0,
+                    "pause_seconds": 0, "auto_rollback": true},
         "state": "rolling_out",
         "previous_versions": ["2024.2.0"],
-        "progress": {"total": 400, "applied": 380, "pending": 10, "deferred": 8, "failed": 2},
+        "progress": {"total": 400, "applied": 370, "pending": 10, "deferred": 8, "failed": 2,
+                     "excluded": 10},
         "per_target": [{"provider": "citrix-prod", "target": "EHR Clinicians", "total": 400,
-                        "applied": 380, "pending": 10, "deferred": 8, "failed": 2}],
+                        "applied": 370, "pending": 10, "deferred": 8, "failed": 2,
+                        "excluded": 10}],
         "current_wave": 2,
         "created_at": "2024-05-01T10:00:00Z", "updated_at": "2024-05-01T11:00:00Z"
     })
@@ -157,21 +173,13 @@ async fn assign_file_unchanged_200() {
 
 #[test]
 fn assign_file_conflicts_with_flags() {
-    let result = Cli::try_parse_from([
-        "vdi-gateway",
-        "assign",
-        "a",
-        "--file",
-        "x.json",
-        "--container",
-        "c",
-    ]);
+    let result = try_parse(&["assign", "a", "--file", "x.json", "--container", "c"]);
     assert!(result.is_err());
 }
 
 #[test]
 fn assign_requires_flags_without_file() {
-    let result = Cli::try_parse_from(["vdi-gateway", "assign", "a", "--container", "c"]);
+    let result = try_parse(&["assign", "a", "--container", "c"]);
     assert!(result.is_err());
 }
 
@@ -227,16 +235,16 @@ async fn status_one_assignment() {
 
     let expected = "\
 assignment  epic-prod
-state       rolling_out (wave 2)
+state       rolling_out (wave 3/3)
 revision    3
 container   epic-hyperspace 2024.3.1 (Epic Hyperspace)
 previous    2024.2.0
 activation  when_idle
-progress    380/400 applied, 10 pending, 8 deferred, 2 failed
+progress    370/400 applied, 10 pending, 8 deferred, 2 failed, 10 excluded
 updated     2024-05-01T11:00:00Z
 
-PROVIDER     TARGET          TOTAL  APPLIED  PENDING  DEFERRED  FAILED
-citrix-prod  EHR Clinicians    400      380       10         8       2
+PROVIDER     TARGET          TOTAL  APPLIED  PENDING  DEFERRED  FAILED  EXCLUDED
+citrix-prod  EHR Clinicians    400      370       10         8       2        10
 ";
     assert_eq!(output, expected);
 }
@@ -276,6 +284,8 @@ async fn status_list_follows_cursor() {
     let lines: Vec<&str> = output.lines().collect();
     assert_eq!(lines.len(), 3, "{output}");
     assert!(lines[0].starts_with("ID"), "{output}");
+    assert!(lines[0].ends_with("FAILED  EXCLUDED"), "{output}");
+    assert!(lines[1].ends_with("370/400       2        10"), "{output}");
     assert!(lines[1].starts_with("epic-prod  rolling_out"), "{output}");
     assert!(lines[2].starts_with("office     converged"), "{output}");
 }
@@ -347,6 +357,29 @@ async fn actions_use_their_paths() {
         let sent: Option<Value> = serde_json::from_slice(&requests[0].body).ok();
         assert_eq!(&sent, body, "{args:?}");
     }
+}
+
+#[tokio::test]
+async fn resume_conflict_is_printed() {
+    let server = MockServer::start().await;
+    let message = "assignment \"epic-prod\" is converged, not paused; only paused or failed \
+                   assignments can be resumed";
+    Mock::given(method("POST"))
+        .and(path("/v1/assignments/epic-prod/resume"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({"error": {
+            "code": "conflict", "message": message,
+            "details": {"assignment": "epic-prod", "state": "converged"}}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let err = run_args(&server, &["resume", "epic-prod"])
+        .await
+        .unwrap_err();
+
+    assert_eq!(format!("{err:#}"), format!("conflict: {message}"));
+    let typed = err.downcast_ref::<ClientError>().unwrap();
+    assert!(matches!(typed, ClientError::Api { status: 409, .. }));
 }
 
 #[tokio::test]
@@ -596,12 +629,12 @@ async fn token_file_is_sent() {
 }
 
 #[test]
-fn options_from_env_and_flags() {
+fn options_after_subcommand() {
     let (opts, command) = parse(&[
+        "status",
         "--server",
         "https://gw.example",
         "--json",
-        "status",
         "epic-prod",
     ]);
     assert_eq!(opts.server.as_str(), "https://gw.example/");
@@ -611,17 +644,83 @@ fn options_from_env_and_flags() {
         ClientCommand::Status(StatusArgs { id: Some(_), .. })
     ));
 
-    let (opts, _) = parse(&["status", "epic-prod", "--json"]);
-    assert!(opts.json);
+    let (opts, _) = parse(&["status", "epic-prod"]);
+    assert!(!opts.json);
     assert_eq!(opts.server.as_str(), "http://127.0.0.1:8080/");
 }
 
 #[test]
+fn options_only_on_client_commands() {
+    let command = command_line();
+    let has_arg = |path: &[&str], id: &str| {
+        let mut current = &command;
+        for name in path {
+            current = current.find_subcommand(name).unwrap();
+        }
+        current.get_arguments().any(|arg| arg.get_id() == id)
+    };
+
+    for id in ["server", "token", "token_file", "allow_plain_http"] {
+        assert!(!has_arg(&[], id), "top level has --{id}");
+        assert!(!has_arg(&["local"], id), "local command has --{id}");
+        assert!(has_arg(&["status"], id), "status lacks --{id}");
+        assert!(
+            has_arg(&["audit", "export"], id),
+            "audit export lacks --{id}"
+        );
+    }
+    assert!(has_arg(&["providers"], "json"));
+    assert!(!has_arg(&[], "json"));
+    let export_json = command
+        .find_subcommand("audit")
+        .and_then(|audit| audit.find_subcommand("export"))
+        .and_then(|export| export.get_arguments().find(|arg| arg.get_id() == "json"));
+    assert!(
+        export_json.is_none_or(clap::Arg::is_hide_set),
+        "audit export shows --json next to --format"
+    );
+}
+
+#[test]
+fn options_before_subcommand_rejected() {
+    let err = try_parse(&["--server", "https://gw.example", "status"]).unwrap_err();
+    assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+}
+
+#[test]
 fn help_hides_token_value() {
-    let command = <Cli as clap::CommandFactory>::command();
+    let command = command_line();
     let token = command
+        .find_subcommand("providers")
+        .unwrap()
         .get_arguments()
         .find(|arg| arg.get_id() == "token")
         .unwrap();
     assert!(token.is_hide_env_values_set());
+}
+
+#[test]
+fn subcommand_keeps_description() {
+    let mut command = command_line();
+    let help = command
+        .find_subcommand_mut("providers")
+        .unwrap()
+        .render_help()
+        .to_string();
+    assert!(
+        help.starts_with("List configured providers with their health and capabilities"),
+        "{help}"
+    );
+}
+
+#[tokio::test]
+async fn audit_export_rejects_json_flag() {
+    let server = MockServer::start().await;
+
+    let err = run_args(&server, &["audit", "export", "--json"])
+        .await
+        .unwrap_err();
+
+    assert!(err.to_string().contains("--format json"), "{err}");
+    assert!(server.received_requests().await.unwrap().is_empty());
 }

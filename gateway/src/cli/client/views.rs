@@ -18,6 +18,7 @@ pub(super) struct AssignmentView {
     pub(super) previous_versions: Vec<String>,
     pub(super) progress: Option<Counts>,
     pub(super) per_target: Vec<TargetProgress>,
+    pub(super) rollout: RolloutView,
     pub(super) current_wave: Option<u64>,
     pub(super) updated_at: Option<String>,
 }
@@ -30,6 +31,12 @@ pub(super) struct ContainerView {
     pub(super) display_name: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct RolloutView {
+    pub(super) waves: Vec<f64>,
+}
+
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 #[serde(default)]
 pub(super) struct Counts {
@@ -38,6 +45,7 @@ pub(super) struct Counts {
     pub(super) pending: u64,
     pub(super) deferred: u64,
     pub(super) failed: u64,
+    pub(super) excluded: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
