@@ -165,6 +165,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     counters.denied.len()
                 );
             }
+            let uploads = graph.upload_counters();
+            println!(
+                "Intune Win32 packages: {} uploaded and committed ({} bytes, {} commits rejected, \
+                 {} storage requests carrying a bearer token)",
+                uploads.commits_succeeded,
+                uploads.bytes_stored,
+                uploads.commits_failed,
+                uploads.storage_rejected_authorization
+            );
             for (name, fleet) in [
                 ("Horizon", &agents),
                 ("Windows 365 Business", &business_agents),

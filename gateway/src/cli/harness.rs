@@ -39,7 +39,7 @@ pub fn add_graph(config: &mut GatewayConfig, sim: &broker_sim::graph::GraphSim) 
         environment: "prod".into(),
         enabled: true,
         agent_token: Some(SecretString::from(DEMO_W365_AGENT_TOKEN)),
-        settings: json!({"graph": graph}),
+        settings: json!({"graph": graph, "delivery": delivery("w365")}),
     });
     config.providers.push(ProviderConfig {
         name: "physical-demo".into(),
@@ -49,12 +49,20 @@ pub fn add_graph(config: &mut GatewayConfig, sim: &broker_sim::graph::GraphSim) 
         agent_token: Some(SecretString::from(DEMO_PHYSICAL_AGENT_TOKEN)),
         settings: json!({
             "graph": graph,
+            "delivery": delivery("laptops"),
             "device_groups": [
                 {"id": "ward-laptops", "name": "Ward laptops (Intune)", "name_prefix": "HOSP-LT-"},
                 {"id": "agent-laptops", "name": "Agent laptops", "name_prefix": "HOSP-AG-"},
             ],
         }),
     });
+}
+
+/// Returns Intune delivery settings for a demo provider. Each provider gets its own object
+/// name prefix on the shared tenant, and the simulator answers upload steps within a poll or
+/// two, so reads are 250 ms apart instead of the production 2 s.
+fn delivery(name_prefix: &str) -> serde_json::Value {
+    json!({"name_prefix": name_prefix, "upload_poll_delay_ms": 250})
 }
 
 /// Adds a Horizon provider, named `horizon-demo`, pointing at the simulator, with an agent
