@@ -99,6 +99,32 @@ impl AgentMachine {
         }
         Ok(&reported.sessions)
     }
+
+    /// Returns the sessions of the latest check-in when they may be trusted at `now`, and
+    /// none otherwise. A provider lists these; its `place` defers machines whose sessions are
+    /// unknown through [`agent_blocking_reason`].
+    pub fn trusted_sessions(&self, now: DateTime<Utc>, stale_after: Duration) -> Vec<Session> {
+        self.current_sessions(now, stale_after)
+            .map(<[Session]>::to_vec)
+            .unwrap_or_default()
+    }
+}
+
+/// Reads the registrations of `machines` for `provider`, keyed by machine id; machines no
+/// agent registered are absent. Sends nothing to the store when `machines` is empty.
+///
+/// # Errors
+/// Fails when the gateway's store fails.
+pub async fn registrations_by_id(
+    channel: &dyn AgentChannel,
+    provider: &str,
+    machines: &[String],
+) -> ProviderResult<std::collections::HashMap<String, AgentMachine>> {
+    if machines.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let found = channel.machines_by_id(provider, machines).await?;
+    Ok(found.into_iter().map(|m| (m.machine.clone(), m)).collect())
 }
 
 /// Decides whether an agent-delivered machine may change now under `activation`, from the

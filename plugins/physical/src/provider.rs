@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
-use vdi_contracts::agent::agent_blocking_reason;
+use vdi_contracts::agent::{agent_blocking_reason, registrations_by_id};
 use vdi_contracts::{
     validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
     AgentReport, Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus,
     Limits, Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
-    Provider, ProviderError, ProviderResult, Publication, Session, Target, UnplaceRequest,
+    Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
 };
 use vdi_graph::{GraphClient, IntuneDelivery};
 
@@ -144,24 +144,7 @@ impl PhysicalProvider {
             .filter(|d| d.delivery == Delivery::Agent)
             .map(|d| d.agent_id().to_owned())
             .collect();
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = self.agents.machines_by_id(&self.name, &ids).await?;
-        Ok(found.into_iter().map(|m| (m.machine.clone(), m)).collect())
-    }
-
-    /// Returns the sessions of an agent device's latest trusted check-in. Unknown sessions
-    /// come back empty: `place` defers such devices itself.
-    fn sessions(&self, registration: Option<&AgentMachine>) -> Vec<Session> {
-        registration
-            .and_then(|agent| {
-                agent
-                    .current_sessions(Utc::now(), self.settings.agent_stale_after)
-                    .ok()
-            })
-            .map(<[Session]>::to_vec)
-            .unwrap_or_default()
+        registrations_by_id(self.agents.as_ref(), &self.name, &ids).await
     }
 
     async fn machines_page(
@@ -177,6 +160,7 @@ impl PhysicalProvider {
             self.settings.page_size,
         )?;
         let registrations = self.registrations(page.iter()).await?;
+        let (now, stale_after) = (Utc::now(), self.settings.agent_stale_after);
         let items = page
             .iter()
             .map(|d| {
@@ -185,7 +169,10 @@ impl PhysicalProvider {
                 // it. Intune installs its required Win32 app in the background with restart
                 // suppressed.
                 let sessions = match d.delivery {
-                    Delivery::Agent => self.sessions(registrations.get(d.agent_id())),
+                    Delivery::Agent => registrations
+                        .get(d.agent_id())
+                        .map(|agent| agent.trusted_sessions(now, stale_after))
+                        .unwrap_or_default(),
                     Delivery::Intune => Vec::new(),
                 };
                 d.to_machine(&id, sessions)

@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
-use vdi_contracts::agent::agent_blocking_reason;
+use vdi_contracts::agent::{agent_blocking_reason, registrations_by_id};
 use vdi_contracts::{
     validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
     AgentReport, Capability, Container, ContainerRef, Description, Health, HealthStatus, Limits,
     Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
-    Provider, ProviderError, ProviderResult, Publication, Session, Target, UnplaceRequest,
+    Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
 };
 use vdi_graph::model::DirectoryObject;
 use vdi_graph::{GraphClient, IntuneDelivery};
@@ -140,24 +140,7 @@ impl Windows365Provider {
             .filter(|m| m.uses_agent())
             .map(|m| m.pc.id.clone())
             .collect();
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = self.agents.machines_by_id(&self.name, &ids).await?;
-        Ok(found.into_iter().map(|m| (m.machine.clone(), m)).collect())
-    }
-
-    /// Returns the sessions of a Business Cloud PC's latest trusted check-in. Unknown
-    /// sessions come back empty: `place` defers such machines itself.
-    fn sessions(&self, registration: Option<&AgentMachine>) -> Vec<Session> {
-        registration
-            .and_then(|agent| {
-                agent
-                    .current_sessions(Utc::now(), self.settings.agent_stale_after)
-                    .ok()
-            })
-            .map(<[Session]>::to_vec)
-            .unwrap_or_default()
+        registrations_by_id(self.agents.as_ref(), &self.name, &ids).await
     }
 
     async fn machines_page(
@@ -174,16 +157,16 @@ impl Windows365Provider {
         )?;
         let registrations = self.registrations(page.iter()).await?;
         let id = resolved.target_id();
+        let (now, stale_after) = (Utc::now(), self.settings.agent_stale_after);
         let items = page
             .iter()
             .map(|m| {
                 // NOTE: Graph reports no user sessions for Cloud PCs, so an Enterprise Cloud PC
                 // lists none, and when_idle and next_logon cannot hold it. Intune installs its
                 // required Win32 app in the background with restart suppressed.
-                let sessions = if m.uses_agent() {
-                    self.sessions(registrations.get(&m.pc.id))
-                } else {
-                    Vec::new()
+                let sessions = match registrations.get(&m.pc.id) {
+                    Some(agent) if m.uses_agent() => agent.trusted_sessions(now, stale_after),
+                    _ => Vec::new(),
                 };
                 m.to_machine(&id, sessions)
             })
