@@ -10,11 +10,11 @@ use tracing::Instrument;
 use vdi_contracts::agent::{agent_blocking_reason, registrations_by_id};
 use vdi_contracts::{
     validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
-    AgentReport, Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus,
-    Limits, Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
-    Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
+    AgentReport, BrokerWrite, Capability, Container, ContainerRef, Description, ErrorKind, Health,
+    HealthStatus, Limits, Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome,
+    PlaceRequest, Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
 };
-use vdi_graph::{GraphClient, IntuneDelivery};
+use vdi_graph::{DeviceRef, GraphClient, IntuneDelivery};
 
 use crate::config::{PhysicalConfig, PhysicalSettings};
 use crate::inventory::{self, Delivery, Device, ReadCache};
@@ -207,6 +207,7 @@ impl PhysicalProvider {
 
         let mut results = HashMap::new();
         let mut intune = Vec::new();
+        let mut handover = Vec::new();
         for id in &request.machines {
             let Some(device) = devices.iter().find(|d| d.id == *id) else {
                 let error = ProviderError::not_found(format!("device {id} is not in this group"));
@@ -220,6 +221,12 @@ impl PhysicalProvider {
             if let (Delivery::Intune, Some(graph)) = (device.delivery, &device.graph) {
                 intune.push(graph.clone());
                 continue;
+            }
+            // An Intune-managed device whose agent registered after Intune delivered to it
+            // (`agent_first`) leaves the container's Intune groups below, so Intune stops
+            // installing the version it had.
+            if let Some(graph) = &device.graph {
+                handover.push(graph.clone());
             }
             let agent_id = device.agent_id();
             let blocking = agent_blocking_reason(
@@ -254,8 +261,55 @@ impl PhysicalProvider {
             results.extend(delivered.results);
             outcome.writes = delivered.writes;
         }
+        // Only devices whose agent was given the version leave Intune; a deferred device
+        // keeps what Intune delivered until its agent takes over.
+        handover.retain(|graph| {
+            results
+                .get(&graph.machine)
+                .is_some_and(|r| matches!(r, MachineResult::Applied | MachineResult::Accepted))
+        });
+        if !handover.is_empty() {
+            let writes = self
+                .leave_intune(&container.id, &handover, &mut results)
+                .await?;
+            outcome.writes.extend(writes);
+        }
         outcome.machines = collect(&request.machines, results);
         Ok(outcome)
+    }
+
+    /// Removes agent-delivered devices from every Intune group of a container. A device whose
+    /// removal failed is reported failed, so the engine tries again.
+    async fn leave_intune(
+        &self,
+        container_id: &str,
+        devices: &[DeviceRef],
+        results: &mut HashMap<String, MachineResult>,
+    ) -> ProviderResult<Vec<BrokerWrite>> {
+        let left = self.delivery()?.unplace(container_id, devices).await;
+        self.forget_inventory();
+        let left = match left {
+            Ok(left) => left,
+            Err(error) => {
+                for device in devices {
+                    results.insert(
+                        device.machine.clone(),
+                        MachineResult::Failed(error.to_body()),
+                    );
+                }
+                return Ok(Vec::new());
+            }
+        };
+        for (machine, result) in left.results {
+            if let MachineResult::Failed(error) = result {
+                tracing::warn!(
+                    provider = %self.name, machine = %machine, error = %error.message,
+                    "An agent-delivered device could not leave the container's Intune group."
+                );
+                results.insert(machine, MachineResult::Failed(error));
+            }
+        }
+        Ok(left.writes)
     }
 
     async fn unplace_container(&self, request: &UnplaceRequest) -> ProviderResult<PlaceOutcome> {

@@ -1,8 +1,9 @@
 //! Physical endpoint behaviour against a wiremock server with Graph v1.0 `managedDevice`
 //! payloads: non-Windows devices and Cloud PCs are left out, non-compliant devices are
 //! excluded, agent-first devices go through the agent under the id their agent registered,
-//! agent sessions hold next_logon and when_idle placements, listings page over one Graph read,
-//! and agent-only providers need no Graph.
+//! agent sessions hold next_logon and when_idle placements, an agent-first device leaves the
+//! Intune groups it had, listings page over one Graph read, and agent-only providers need no
+//! Graph.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use vdi_contracts::{
 };
 use vdi_physical::{PhysicalConfig, PhysicalProvider};
 use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 
@@ -224,6 +225,110 @@ async fn agent_first_device_uses_agent() {
         .find(|o| o.machine == "md-3")
         .expect("listed");
     assert_eq!(device.version.as_deref(), Some("2024.3.1"));
+}
+
+/// Answers a `$batch` with 204 for every request in it.
+struct BatchOk;
+
+impl Respond for BatchOk {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = request.body_json().expect("batch body");
+        let responses: Vec<Value> = body["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .map(|r| json!({"id": r["id"], "status": 204, "headers": {}}))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({ "responses": responses }))
+    }
+}
+
+#[tokio::test]
+async fn agent_first_device_leaves_intune_group() {
+    let server = server().await;
+    // Intune delivered 2024.2.0 to md-3 before its agent registered.
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [{
+            "id": "group-old",
+            "displayName": "vdigw-epic-hyperspace-2024.2.0",
+            "description": "Owned by the VDI broker gateway; container=epic-hyperspace; version=2024.2.0",
+        }]})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/groups/group-old/members"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [{
+            "@odata.type": "#microsoft.graph.device", "id": "object-md-3", "deviceId": "aad-md-3",
+        }]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/$batch"))
+        .respond_with(BatchOk)
+        .mount(&server)
+        .await;
+    let settings = json!({"agent_first": true, "delivery": {"read_back_delay_ms": 10}});
+    let (provider, agent) = provider_with(Some(&server), settings);
+    check_in(
+        &agent,
+        "HOSP-LT-0003",
+        Some(Vec::new()),
+        chrono::Duration::zero(),
+    );
+
+    let outcome = provider.place(&place(&["md-3"])).await.expect("place");
+
+    assert_eq!(outcome.machines[0].result, MachineResult::Accepted);
+    let desired = agent.desired("physical-test", "HOSP-LT-0003", "epic-hyperspace");
+    assert_eq!(desired.map(|c| c.version), Some("2024.3.1".to_owned()));
+    let removals: Vec<Value> = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1.0/$batch")
+        .flat_map(|r| {
+            let body: Value = r.body_json().expect("json");
+            body["requests"].as_array().cloned().unwrap_or_default()
+        })
+        .filter(|r| r["method"] == "DELETE")
+        .collect();
+    assert_eq!(removals.len(), 1, "{removals:?}");
+    assert_eq!(
+        removals[0]["url"],
+        "/groups/group-old/members/object-md-3/$ref"
+    );
+    assert_eq!(outcome.writes.len(), 1, "{:?}", outcome.writes);
+}
+
+#[tokio::test]
+async fn deferred_agent_first_device_keeps_intune() {
+    let server = server().await;
+    let (provider, agent) = provider(Some(&server), true);
+    let active = session("nurse1", SessionState::Active);
+    check_in(
+        &agent,
+        "HOSP-LT-0003",
+        Some(vec![active]),
+        chrono::Duration::zero(),
+    );
+
+    let outcome = provider.place(&place(&["md-3"])).await.expect("place");
+
+    assert!(matches!(
+        outcome.machines[0].result,
+        MachineResult::Deferred(_)
+    ));
+    let group_reads = server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1.0/groups")
+        .count();
+    assert_eq!(group_reads, 0, "a deferred device does not leave Intune");
 }
 
 #[tokio::test]
