@@ -305,6 +305,44 @@ impl IntuneDelivery {
         let groups = self.version_groups(container_id).await?;
         self.change(container_id, &groups, None, devices).await
     }
+
+    /// Takes devices that now get the container through an agent out of every Intune group
+    /// of the container, so Intune stops installing the version it delivered before. A
+    /// device whose removal failed gets a failed result in `results`, so the engine tries it
+    /// again; other results are left as they are.
+    pub async fn release_to_agent(
+        &self,
+        container_id: &str,
+        devices: &[DeviceRef],
+        results: &mut HashMap<String, MachineResult>,
+    ) -> Vec<BrokerWrite> {
+        let released = match self.unplace(container_id, devices).await {
+            Ok(released) => released,
+            Err(error) => {
+                tracing::warn!(
+                    container = %container_id, devices = devices.len(), error = %error,
+                    "Devices moved to their agents could not leave the container's Intune groups."
+                );
+                for device in devices {
+                    results.insert(
+                        device.machine.clone(),
+                        MachineResult::Failed(error.to_body()),
+                    );
+                }
+                return Vec::new();
+            }
+        };
+        for (machine, result) in released.results {
+            if let MachineResult::Failed(error) = result {
+                tracing::warn!(
+                    container = %container_id, machine = %machine, error = %error.message,
+                    "A device moved to its agent could not leave the container's Intune group."
+                );
+                results.insert(machine, MachineResult::Failed(error));
+            }
+        }
+        released.writes
+    }
 }
 
 mod change;

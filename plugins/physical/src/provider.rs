@@ -10,11 +10,11 @@ use tracing::Instrument;
 use vdi_contracts::agent::{agent_blocking_reason, registrations_by_id};
 use vdi_contracts::{
     validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
-    AgentReport, BrokerWrite, Capability, Container, ContainerRef, Description, ErrorKind, Health,
-    HealthStatus, Limits, Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome,
-    PlaceRequest, Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
+    AgentReport, Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus,
+    Limits, Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
+    Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
 };
-use vdi_graph::{DeviceRef, GraphClient, IntuneDelivery};
+use vdi_graph::{GraphClient, IntuneDelivery};
 
 use crate::config::{PhysicalConfig, PhysicalSettings};
 use crate::inventory::{self, Delivery, Device, ReadCache};
@@ -270,46 +270,14 @@ impl PhysicalProvider {
         });
         if !handover.is_empty() {
             let writes = self
-                .leave_intune(&container.id, &handover, &mut results)
-                .await?;
+                .delivery()?
+                .release_to_agent(&container.id, &handover, &mut results)
+                .await;
+            self.forget_inventory();
             outcome.writes.extend(writes);
         }
         outcome.machines = collect(&request.machines, results);
         Ok(outcome)
-    }
-
-    /// Removes agent-delivered devices from every Intune group of a container. A device whose
-    /// removal failed is reported failed, so the engine tries again.
-    async fn leave_intune(
-        &self,
-        container_id: &str,
-        devices: &[DeviceRef],
-        results: &mut HashMap<String, MachineResult>,
-    ) -> ProviderResult<Vec<BrokerWrite>> {
-        let left = self.delivery()?.unplace(container_id, devices).await;
-        self.forget_inventory();
-        let left = match left {
-            Ok(left) => left,
-            Err(error) => {
-                for device in devices {
-                    results.insert(
-                        device.machine.clone(),
-                        MachineResult::Failed(error.to_body()),
-                    );
-                }
-                return Ok(Vec::new());
-            }
-        };
-        for (machine, result) in left.results {
-            if let MachineResult::Failed(error) = result {
-                tracing::warn!(
-                    provider = %self.name, machine = %machine, error = %error.message,
-                    "An agent-delivered device could not leave the container's Intune group."
-                );
-                results.insert(machine, MachineResult::Failed(error));
-            }
-        }
-        Ok(left.writes)
     }
 
     async fn unplace_container(&self, request: &UnplaceRequest) -> ProviderResult<PlaceOutcome> {

@@ -38,6 +38,12 @@ pub struct Windows365Config {
     /// least every few minutes, so a day without one means the agent has stopped.
     #[serde(default = "defaults::agent_stale_after_hours")]
     pub agent_stale_after_hours: u64,
+    /// Deliver to an Enterprise Cloud PC through its agent once the agent has checked in,
+    /// instead of through Intune. An agent takes a version on its next poll, while Intune
+    /// installs at the device's next check-in, which can take hours. The Cloud PC leaves the
+    /// container's Intune groups when its agent takes over. Default false.
+    #[serde(default)]
+    pub agent_first: bool,
 }
 
 /// Largest `page_size`.
@@ -79,6 +85,8 @@ pub struct Windows365Settings {
     pub inventory_ttl: Duration,
     /// Check-in age after which an agent's sessions are unknown.
     pub agent_stale_after: Duration,
+    /// Whether Enterprise Cloud PCs with a registered agent use it instead of Intune.
+    pub agent_first: bool,
 }
 
 impl Windows365Config {
@@ -122,6 +130,7 @@ impl Windows365Config {
             page_size: self.page_size as usize,
             inventory_ttl: Duration::from_secs(self.inventory_cache_seconds),
             agent_stale_after: Duration::from_secs(self.agent_stale_after_hours * 3600),
+            agent_first: self.agent_first,
         })
     }
 

@@ -77,13 +77,24 @@ pub struct CloudPcMachine {
     pub status: Option<CloudPcStatus>,
     /// Beta `productType`.
     pub product: Option<CloudPcProductType>,
+    /// Whether an Enterprise Cloud PC's agent has checked in and `agent_first` is set, so its
+    /// agent delivers instead of Intune.
+    pub agent_first: bool,
 }
 
 impl CloudPcMachine {
     /// Returns whether delivery goes through the agent: Business Cloud PCs have no Intune
-    /// managed device (Graph v1.0 `cloudPC.managedDeviceId` is null for Business).
+    /// managed device (Graph v1.0 `cloudPC.managedDeviceId` is null for Business), and
+    /// Enterprise Cloud PCs use their agent under `agent_first`.
     pub fn uses_agent(&self) -> bool {
-        self.pc.managed_device_id.is_none() || self.product == Some(CloudPcProductType::Business)
+        self.pc.managed_device_id.is_none()
+            || self.product == Some(CloudPcProductType::Business)
+            || self.agent_first
+    }
+
+    /// Returns whether Intune manages the Cloud PC, so Intune may have delivered to it.
+    pub fn intune_managed(&self) -> bool {
+        self.pc.managed_device_id.is_some() && self.product != Some(CloudPcProductType::Business)
     }
 
     /// Returns the normalised state; only provisioned Cloud PCs are `Ready`.
@@ -241,6 +252,7 @@ pub async fn cloud_pcs(client: &GraphClient) -> ProviderResult<Vec<CloudPcMachin
             CloudPcMachine {
                 status: beta.as_ref().and_then(|b| b.status.clone()),
                 product: beta.and_then(|b| b.product_type),
+                agent_first: false,
                 pc,
             }
         })
@@ -320,6 +332,7 @@ mod tests {
             pc,
             status: Some(CloudPcStatus::from_wire(status)),
             product: None,
+            agent_first: false,
         }
     }
 

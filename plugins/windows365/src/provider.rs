@@ -1,6 +1,6 @@
 //! The [`Provider`] implementation for Windows 365.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -127,11 +127,26 @@ impl Windows365Provider {
                     .await?
             }
         };
-        let machines = inventory::target_machines(&inventory.cloud_pcs, &resolved, &members);
+        let mut machines = inventory::target_machines(&inventory.cloud_pcs, &resolved, &members);
+        if self.settings.agent_first {
+            // Registrations are read on every call, not kept with the inventory, so a Cloud
+            // PC switches to its agent on the first pass after the agent's check-in.
+            let registered: HashSet<String> = self
+                .agents
+                .machines(&self.name)
+                .await?
+                .into_iter()
+                .map(|m| m.machine)
+                .collect();
+            for machine in &mut machines {
+                machine.agent_first =
+                    machine.intune_managed() && registered.contains(&machine.pc.id);
+            }
+        }
         Ok((resolved, machines))
     }
 
-    /// Reads the agent registrations of the Business Cloud PCs among `machines`, by id.
+    /// Reads the agent registrations of the agent-delivered Cloud PCs among `machines`, by id.
     async fn registrations<'a>(
         &self,
         machines: impl Iterator<Item = &'a CloudPcMachine>,
@@ -190,6 +205,7 @@ impl Windows365Provider {
 
         let mut results: HashMap<String, MachineResult> = HashMap::new();
         let mut devices = Vec::new();
+        let mut handover = Vec::new();
         for id in &request.machines {
             let machine = match eligible(&machines, id) {
                 Ok(machine) => machine,
@@ -201,6 +217,11 @@ impl Windows365Provider {
             if !machine.uses_agent() {
                 devices.push(machine.device_ref());
                 continue;
+            }
+            // An Enterprise Cloud PC whose agent took over (`agent_first`) leaves the
+            // container's Intune groups below, so Intune stops installing what it delivered.
+            if machine.intune_managed() {
+                handover.push(machine.device_ref());
             }
             let blocking = agent_blocking_reason(
                 request.activation,
@@ -234,6 +255,21 @@ impl Windows365Provider {
             results.extend(delivered.results);
             outcome.writes = delivered.writes;
         }
+        // Only Cloud PCs whose agent was given the version leave Intune; a deferred one keeps
+        // what Intune delivered until its agent takes over.
+        handover.retain(|device| {
+            results
+                .get(&device.machine)
+                .is_some_and(|r| matches!(r, MachineResult::Applied | MachineResult::Accepted))
+        });
+        if !handover.is_empty() {
+            let writes = self
+                .delivery
+                .release_to_agent(&container.id, &handover, &mut results)
+                .await;
+            self.forget_inventory();
+            outcome.writes.extend(writes);
+        }
         outcome.machines = collect(&request.machines, results);
         Ok(outcome)
     }
@@ -258,8 +294,12 @@ impl Windows365Provider {
                 results.insert(id.clone(), MachineResult::Failed(error.to_body()));
                 continue;
             };
-            if !machine.uses_agent() {
+            if !machine.uses_agent() || machine.intune_managed() {
+                // An agent-first Cloud PC may still be in an Intune group if its agent never
+                // took a version, so it leaves the groups too.
                 devices.push(machine.device_ref());
+            }
+            if !machine.uses_agent() {
                 continue;
             }
             let cleared = self
@@ -277,7 +317,14 @@ impl Windows365Provider {
             let delivered = self.delivery.unplace(&request.container_id, &devices).await;
             self.forget_inventory();
             let delivered = delivered?;
-            results.extend(delivered.results);
+            for (machine, result) in delivered.results {
+                // An agent-first Cloud PC keeps its agent's result unless leaving Intune failed.
+                let keep_agent_result =
+                    results.contains_key(&machine) && !matches!(result, MachineResult::Failed(_));
+                if !keep_agent_result {
+                    results.insert(machine, result);
+                }
+            }
             outcome.writes = delivered.writes;
         }
         outcome.machines = collect(&request.machines, results);
