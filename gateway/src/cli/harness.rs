@@ -59,7 +59,7 @@ pub fn add_graph(config: &mut GatewayConfig, sim: &broker_sim::graph::GraphSim) 
 }
 
 /// Returns Intune delivery settings for a demo provider. Each provider gets its own object
-/// name prefix on the shared tenant, and the simulator answers upload steps within a poll or
+/// name prefix on the shared tenant, and the simulator completes upload steps within a poll or
 /// two, so reads are 250 ms apart instead of the production 2 s.
 fn delivery(name_prefix: &str) -> serde_json::Value {
     json!({"name_prefix": name_prefix, "upload_poll_delay_ms": 250})

@@ -1,9 +1,8 @@
 //! Physical endpoint behaviour against a wiremock server with Graph v1.0 `managedDevice`
-//! payloads: non-Windows devices and Cloud PCs are left out, non-compliant devices are
-//! excluded, agent-first devices go through the agent under the id their agent registered,
-//! agent sessions hold next_logon and when_idle placements, an agent-first device leaves the
-//! Intune groups it had, listings page over one Graph read, and agent-only providers need no
-//! Graph.
+//! payloads. Non-Windows devices and Cloud PCs are left out, and non-compliant devices are
+//! excluded. Agent-first devices go through the agent under the id their agent registered and
+//! leave the Intune groups they had. Agent sessions hold next_logon and when_idle placements,
+//! listings page over one Graph read, and agent-only providers need no Graph.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -227,7 +226,7 @@ async fn agent_first_device_uses_agent() {
     assert_eq!(device.version.as_deref(), Some("2024.3.1"));
 }
 
-/// Answers a `$batch` with 204 for every request in it.
+/// Returns 204 for every request of a `$batch`.
 struct BatchOk;
 
 impl Respond for BatchOk {
