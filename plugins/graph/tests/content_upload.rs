@@ -574,3 +574,37 @@ fn storage_url_accepts_blob_hosts_only() {
         assert!(client.storage_url(uri).is_err(), "{uri}");
     }
 }
+
+#[tokio::test]
+async fn rejected_renewal_names_the_clock() {
+    let server = MockServer::start().await;
+    mount_objects(&server, None).await;
+    mount_upload(
+        &server,
+        vec![
+            file_state("azureStorageUriRequestSuccess", Some(sas(&server, SIG_1))),
+            file_state("azureStorageUriRenewalSuccess", Some(sas(&server, SIG_2))),
+        ],
+    )
+    .await;
+    mount_storage(&server, SIG_1, 403).await;
+    mount_storage(&server, SIG_2, 403).await;
+    Mock::given(method("POST"))
+        .and(path(format!("{FILE}/renewUpload")))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+
+    let error = delivery(&server)
+        .publish(&container())
+        .await
+        .expect_err("storage keeps rejecting");
+
+    assert_eq!(error.kind, ErrorKind::Unavailable);
+    assert!(error.message.contains("expired"), "{}", error.message);
+    assert!(error.message.contains("clock"), "{}", error.message);
+    assert!(!error.message.contains(SIG_2), "{}", error.message);
+    assert!(requests(&server, "POST", &format!("{FILE}/commit"))
+        .await
+        .is_empty());
+}

@@ -97,8 +97,9 @@ pub struct ContentPackage {
 }
 
 /// Builds the install script of a container version: it starts the player detached, so the
-/// install ends while the player keeps running, and then writes the detection marker. The
-/// script fails, and writes no marker, when the player cannot be started.
+/// install ends while the player keeps running, removes the markers of the container's other
+/// versions and writes its own. The script fails, and writes no marker, when the player
+/// cannot be started.
 ///
 /// # Errors
 /// `invalid` when the launch command has characters a `cmd` script cannot carry safely: line
@@ -150,6 +151,9 @@ pub fn install_script(container: &Container) -> ProviderResult<String> {
         ),
         format!("{start} || exit /b 1"),
         format!("if not exist \"{folder}\" mkdir \"{folder}\" || exit /b 1"),
+        // Only this version stays detected, so a later install of another version (an
+        // update, or a rollback to a version the device had before) runs again.
+        format!("del /q \"{folder}\\*.ready\" 2>nul"),
         format!("type nul > \"{marker}\" || exit /b 1"),
         "exit /b 0".to_owned(),
     ];
@@ -348,6 +352,28 @@ mod tests {
             .expect("marker");
         assert!(start < marker, "the marker follows a successful start");
         assert!(lines[start].ends_with("|| exit /b 1"));
+    }
+
+    #[test]
+    fn script_clears_other_version_markers() {
+        let script = install_script(&container("player.exe", None)).expect("builds");
+        let lines: Vec<&str> = script.lines().collect();
+        let clear = lines
+            .iter()
+            .position(|l| l.starts_with("del /q"))
+            .expect("clears markers");
+        let marker = lines
+            .iter()
+            .position(|l| l.starts_with("type nul"))
+            .expect("marker");
+        assert_eq!(
+            lines[clear],
+            "del /q \"C:\\ProgramData\\vdigw\\epic-hyperspace\\*.ready\" 2>nul"
+        );
+        assert!(
+            clear < marker,
+            "old markers go before the new one is written"
+        );
     }
 
     #[test]

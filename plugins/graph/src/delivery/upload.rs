@@ -228,7 +228,9 @@ impl IntuneDelivery {
                 self.post(&renew_path, "renew_content_upload", json!({}), writes)
                     .await?;
                 let renewed = self.wait_for_file(file_path, Stage::Renewal).await?;
-                self.put_blocks(storage_uri(&renewed)?, bytes, writes).await
+                self.put_blocks(storage_uri(&renewed)?, bytes, writes)
+                    .await
+                    .map_err(|error| storage_rejected(error, &file.id))
             }
             result => result,
         }
@@ -324,6 +326,23 @@ impl IntuneDelivery {
             ),
         ))
     }
+}
+
+/// Rewords a storage 403 after renewal: the generic advice to grant the account a right does
+/// not apply to a signed URL, which fails when it has expired or the clocks disagree.
+fn storage_rejected(error: ProviderError, file_id: &str) -> ProviderError {
+    if error.kind != ErrorKind::Forbidden {
+        return error;
+    }
+    ProviderError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "Azure Storage rejected the renewed upload URL of content file {file_id} (HTTP 403): \
+             the signed URL expired before the upload or the gateway's clock is off; check \
+             the clock (NTP), and the next publish uploads again ({})",
+            error.message
+        ),
+    )
 }
 
 fn storage_uri(file: &MobileAppContentFile) -> ProviderResult<&str> {
