@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Activation, Container, ProviderResult, Session};
+use crate::{Activation, Container, InstallFailure, Observation, ProviderResult, Session};
 
 /// What an agent reported for one container on its machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +107,27 @@ impl AgentMachine {
         self.current_sessions(now, stale_after)
             .map(<[Session]>::to_vec)
             .unwrap_or_default()
+    }
+}
+
+/// Returns the observation of `machine` from the latest agent reports of one container:
+/// the installed version, or the failed install when that is the latest report. `agent_id`
+/// is the id the machine's agent reports under, which may differ from the listed id.
+pub fn observe_agent(reports: &[AgentReport], agent_id: &str, machine: &str) -> Observation {
+    let report = reports.iter().find(|r| r.machine == agent_id);
+    let version = report
+        .filter(|r| r.state == AgentContainerState::Installed)
+        .map(|r| r.version.clone());
+    let failure = report
+        .filter(|r| r.state == AgentContainerState::Failed)
+        .map(|r| InstallFailure {
+            version: r.version.clone(),
+            detail: r.detail.clone(),
+        });
+    Observation {
+        machine: machine.to_owned(),
+        version,
+        failure,
     }
 }
 
@@ -397,6 +418,44 @@ impl AgentChannel for MemoryAgentChannel {
 mod tests {
     use super::*;
     use crate::SessionState;
+
+    fn report(machine: &str, version: &str, state: AgentContainerState) -> AgentReport {
+        AgentReport {
+            machine: machine.into(),
+            container_id: "epic".into(),
+            version: version.into(),
+            state,
+            detail: "disk full".into(),
+        }
+    }
+
+    #[test]
+    fn observe_agent_maps_reports() {
+        let reports = [
+            report("agent-1", "2.0", AgentContainerState::Installed),
+            report("agent-2", "2.0", AgentContainerState::Failed),
+            report("agent-3", "2.0", AgentContainerState::Removed),
+        ];
+
+        let installed = observe_agent(&reports, "agent-1", "m-1");
+        assert_eq!(installed.machine, "m-1");
+        assert_eq!(installed.version.as_deref(), Some("2.0"));
+        assert_eq!(installed.failure, None);
+
+        let failed = observe_agent(&reports, "agent-2", "m-2");
+        assert_eq!(failed.version, None);
+        let failure = failed.failure.expect("failure reported");
+        assert_eq!(failure.version, "2.0");
+        assert_eq!(failure.detail, "disk full");
+
+        let removed = observe_agent(&reports, "agent-3", "m-3");
+        assert_eq!(removed.version, None);
+        assert_eq!(removed.failure, None);
+
+        let silent = observe_agent(&reports, "agent-4", "m-4");
+        assert_eq!(silent.version, None);
+        assert_eq!(silent.failure, None);
+    }
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
 

@@ -445,6 +445,19 @@ pub struct Observation {
     pub machine: String,
     /// Version the broker shows; `None` when the container is not placed on the machine.
     pub version: Option<String>,
+    /// Failed install the machine reported as its latest word on the container, from agents;
+    /// brokers that show no install outcome leave it `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<InstallFailure>,
+}
+
+/// An install of a container version that failed on a machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallFailure {
+    /// Version whose install failed.
+    pub version: String,
+    /// The machine's explanation, for example `disk full`.
+    pub detail: String,
 }
 
 /// A write the provider made on the broker, for the audit trail.

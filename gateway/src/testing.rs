@@ -162,6 +162,7 @@ impl Provider for MemoryProvider {
                         .iter()
                         .find(|c| c.id == container_id)
                         .map(|c| c.version.clone()),
+                    failure: None,
                 })
                 .collect()
         }))

@@ -7,8 +7,8 @@ use chrono::Utc;
 use futures::StreamExt;
 use serde_json::json;
 use vdi_contracts::{
-    BrokerWrite, Container, ContainerRef, Machine, MachineResult, PlaceRequest, ProviderError,
-    TargetRef, UnplaceRequest,
+    BrokerWrite, Container, ContainerRef, InstallFailure, Machine, MachineResult, Observation,
+    PlaceRequest, ProviderError, TargetRef, UnplaceRequest,
 };
 
 use super::registry::ProviderEntry;
@@ -89,18 +89,16 @@ impl Engine {
                 })
             }
         };
-        let observed = match entry.provider.observe(&status.target_id, &desired.id).await {
-            Ok(observations) => observations
-                .into_iter()
-                .filter_map(|o| o.version.map(|v| (o.machine, v)))
-                .collect::<HashMap<_, _>>(),
-            Err(error) => {
-                return Ok(TargetReport {
-                    error: Some(format!("observing machines failed: {error}")),
-                    ..TargetReport::default()
-                })
-            }
-        };
+        let (observed, failures) =
+            match entry.provider.observe(&status.target_id, &desired.id).await {
+                Ok(observations) => split_observations(observations),
+                Err(error) => {
+                    return Ok(TargetReport {
+                        error: Some(format!("observing machines failed: {error}")),
+                        ..TargetReport::default()
+                    })
+                }
+            };
 
         let existing: HashMap<String, Placement> = self
             .store
@@ -157,12 +155,26 @@ impl Engine {
                 Decision::Deferred(reason) => (PlacementState::Deferred, reason),
                 Decision::Wait => (PlacementState::Pending, "waiting for its wave".into()),
                 Decision::Place => {
+                    let install_failed = failures
+                        .get(&machine.id)
+                        .filter(|failure| failure.version == desired.version);
                     let failed_for_good = previous.is_some_and(|p| {
                         p.state == PlacementState::Failed
                             && p.desired_version == desired.version
                             && p.detail.starts_with("permanent:")
                     });
-                    if failed_for_good {
+                    if let Some(failure) = install_failed {
+                        // The machine's latest word is a failed install of this version: it
+                        // counts against the failure budget until it reports the version
+                        // installed. Placing again would not make the agent retry.
+                        (
+                            PlacementState::Failed,
+                            format!(
+                                "retryable: install_failed: the machine reported: {}",
+                                failure.detail
+                            ),
+                        )
+                    } else if failed_for_good {
                         (
                             PlacementState::Failed,
                             previous.map(|p| p.detail.clone()).unwrap_or_default(),
@@ -801,4 +813,22 @@ pub(super) async fn list_all_machines(
         "provider {} returned more than {MAX_PAGES} pages of machines",
         entry.name
     )))
+}
+
+/// Splits observations into the version each machine shows and the failed installs machines
+/// reported.
+fn split_observations(
+    observations: Vec<Observation>,
+) -> (HashMap<String, String>, HashMap<String, InstallFailure>) {
+    let mut versions = HashMap::new();
+    let mut failures = HashMap::new();
+    for observation in observations {
+        if let Some(version) = observation.version {
+            versions.insert(observation.machine.clone(), version);
+        }
+        if let Some(failure) = observation.failure {
+            failures.insert(observation.machine, failure);
+        }
+    }
+    (versions, failures)
 }

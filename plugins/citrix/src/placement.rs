@@ -84,6 +84,7 @@ impl CitrixProvider {
                 Some(Observation {
                     machine: id,
                     version: versions.into_iter().next(),
+                    failure: None,
                 })
             })
             .collect();

@@ -227,6 +227,7 @@ impl Provider for PortalProvider {
             .map(|m| Observation {
                 machine: m.id.clone(),
                 version: placed_version(m, &apps, container_id),
+                failure: None,
             })
             .collect())
     }

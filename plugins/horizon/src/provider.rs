@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use broker_http::{BearerAuthenticator, BrokerClient, ClientConfig, RetryConfig, TokenCache};
 use tokio::sync::Mutex;
 use tracing::Instrument;
+use vdi_contracts::agent::observe_agent;
 use vdi_contracts::{
     validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentReport,
     Capability, Container, ContainerRef, Description, Health, HealthStatus, Limits, Machine,
@@ -139,10 +140,7 @@ impl HorizonProvider {
         let reports = self.agent.reports(&self.name, container_id).await?;
         Ok(machines
             .iter()
-            .map(|machine| Observation {
-                machine: machine.id.clone(),
-                version: installed_version(&reports, &machine.id).cloned(),
-            })
+            .map(|machine| observe_agent(&reports, &machine.id, &machine.id))
             .collect())
     }
 

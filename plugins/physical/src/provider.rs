@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
-use vdi_contracts::agent::{agent_blocking_reason, registrations_by_id};
+use vdi_contracts::agent::{agent_blocking_reason, observe_agent, registrations_by_id};
 use vdi_contracts::{
     validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
     AgentReport, Capability, Container, ContainerRef, Description, ErrorKind, Health, HealthStatus,
@@ -419,17 +419,18 @@ impl Provider for PhysicalProvider {
         Ok(devices
             .iter()
             .map(|d| {
-                let version = match d.delivery {
-                    Delivery::Agent => installed_version(&reports, d.agent_id()).cloned(),
-                    Delivery::Intune => d
-                        .graph
-                        .as_ref()
-                        .and_then(|g| g.aad_device_id.as_ref())
-                        .and_then(|aad| versions.get(&aad.to_ascii_lowercase()).cloned()),
-                };
+                if d.delivery == Delivery::Agent {
+                    return observe_agent(&reports, d.agent_id(), &d.id);
+                }
+                let version = d
+                    .graph
+                    .as_ref()
+                    .and_then(|g| g.aad_device_id.as_ref())
+                    .and_then(|aad| versions.get(&aad.to_ascii_lowercase()).cloned());
                 Observation {
                     machine: d.id.clone(),
                     version,
+                    failure: None,
                 }
             })
             .collect())

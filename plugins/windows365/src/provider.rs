@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
-use vdi_contracts::agent::{agent_blocking_reason, registrations_by_id};
+use vdi_contracts::agent::{agent_blocking_reason, observe_agent, registrations_by_id};
 use vdi_contracts::{
     validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
     AgentReport, Capability, Container, ContainerRef, Description, Health, HealthStatus, Limits,
@@ -445,16 +445,17 @@ impl Provider for Windows365Provider {
         Ok(machines
             .iter()
             .map(|m| {
-                let version = if m.uses_agent() {
-                    installed_version(&reports, &m.pc.id).cloned()
-                } else {
+                if m.uses_agent() {
+                    return observe_agent(&reports, &m.pc.id, &m.pc.id);
+                }
+                let version =
                     m.pc.aad_device_id
                         .as_ref()
-                        .and_then(|aad| versions.get(&aad.to_ascii_lowercase()).cloned())
-                };
+                        .and_then(|aad| versions.get(&aad.to_ascii_lowercase()).cloned());
                 Observation {
                     machine: m.pc.id.clone(),
                     version,
+                    failure: None,
                 }
             })
             .collect())

@@ -156,3 +156,89 @@ async fn horizon_pool_and_farm_converge() {
     gateway.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_install_failures_count_as_failed() {
+    let sim = HorizonSim::start(HorizonSimConfig::default())
+        .await
+        .unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let mut config = support::gateway_config_without_providers(&format!(
+        "sqlite://{}",
+        directory.path().join("gw.db").display()
+    ));
+    let sim_config = sim.config();
+    config.providers.push(ProviderConfig {
+        name: "horizon-test".into(),
+        kind: "horizon".into(),
+        environment: "test".into(),
+        enabled: true,
+        agent_token: Some(SecretString::from(AGENT_TOKEN)),
+        settings: json!({
+            "api_base_url": sim.api_base_url(),
+            "username": sim_config.username,
+            "password": sim_config.password,
+            "domain": sim_config.domain,
+            "allow_plain_http_loopback": true,
+        }),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = server::start_on(&config, listener).await.unwrap();
+    let api = Api::new(&gateway.base_url());
+    let machines: Vec<String> = sim
+        .snapshot()
+        .machines
+        .iter()
+        .map(|m| m.id.clone())
+        .collect();
+    let failing: Vec<String> = machines.iter().take(3).cloned().collect();
+    let agents = AgentFleet::start(AgentFleetConfig {
+        gateway_url: gateway.base_url(),
+        token: AGENT_TOKEN.into(),
+        machines,
+        fail_machines: failing.clone(),
+        poll_interval: Duration::from_millis(200),
+        ..AgentFleetConfig::default()
+    });
+
+    let mut assignment = body("1.0");
+    assignment["targets"] = json!([{"provider": "horizon-test", "target": "EHR-IC"}]);
+    let (status, document) = api.put("/v1/assignments/epic", &assignment).await;
+    assert_eq!(status, 202, "{document}");
+
+    // The budget of 0% failures stops the rollout once an agent reports a failed install.
+    let start = Instant::now();
+    let stopped = loop {
+        let status = api.get("/v1/assignments/epic").await;
+        if status["progress"]["failed"].as_u64().unwrap_or(0) > 0
+            && status["state"] != "rolling_out"
+        {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "failed installs were not counted: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(stopped["state"], "converged", "{stopped:#}");
+    let listed = api.get("/v1/assignments/epic/machines").await;
+    let failed: Vec<&Value> = listed["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["state"] == "failed")
+        .collect();
+    assert!(!failed.is_empty(), "{listed:#}");
+    for machine in failed {
+        assert!(
+            failing.iter().any(|f| machine["machine"] == *f),
+            "only agents that fail report failures: {machine}"
+        );
+        let detail = machine["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("the machine reported"), "{detail}");
+    }
+    agents.stop().await;
+    gateway.stop().await;
+    sim.shutdown().await;
+}
