@@ -166,6 +166,12 @@ async fn mount_objects(server: &MockServer, existing_app: Option<Value>) {
 /// Mounts the content version, file, storage, commit and app reads; `file_states` are the
 /// successive reads of the file.
 async fn mount_upload(server: &MockServer, file_states: Vec<ResponseTemplate>) {
+    // No earlier publish left a content version behind.
+    Mock::given(method("GET"))
+        .and(path(VERSIONS))
+        .respond_with(ok(200, json!({"value": []})))
+        .mount(server)
+        .await;
     Mock::given(method("POST"))
         .and(path(VERSIONS))
         .respond_with(ok(
@@ -607,4 +613,53 @@ async fn rejected_renewal_names_the_clock() {
     assert!(requests(&server, "POST", &format!("{FILE}/commit"))
         .await
         .is_empty());
+}
+
+#[tokio::test]
+async fn pending_commit_is_resumed() {
+    let server = MockServer::start().await;
+    mount_objects(&server, None).await;
+    Mock::given(method("GET"))
+        .and(path(VERSIONS))
+        .respond_with(ok(200, json!({"value": [{"id": "1"}]})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{VERSIONS}/1/files")))
+        .respond_with(ok(
+            200,
+            json!({"value": [{"id": "file-1", "uploadState": "commitFilePending"}]}),
+        ))
+        .mount(&server)
+        .await;
+    mount_upload(
+        &server,
+        vec![
+            file_state("commitFilePending", None),
+            file_state("commitFileSuccess", None),
+        ],
+    )
+    .await;
+
+    let publication = delivery(&server)
+        .publish(&container())
+        .await
+        .expect("publishes");
+
+    assert!(
+        requests(&server, "POST", VERSIONS).await.is_empty(),
+        "no new upload"
+    );
+    assert!(requests(&server, "PUT", BLOB).await.is_empty());
+    let patch: Value = requests(&server, "PATCH", APP).await[0]
+        .body_json()
+        .expect("json");
+    assert_eq!(patch["committedContentVersion"], "1");
+    let operations: Vec<&str> = publication
+        .writes
+        .iter()
+        .map(|w| w.operation.as_str())
+        .collect();
+    assert!(operations.contains(&"commit_app_content"), "{operations:?}");
 }

@@ -18,6 +18,9 @@ use super::{write, IntuneDelivery};
 use crate::enums::{PublishingState, UploadState};
 use crate::model::{MobileApp, MobileAppContent, MobileAppContentFile};
 
+/// Newest content versions checked for a commit an earlier publish left behind.
+const RESUME_LOOKBACK: usize = 3;
+
 /// Size of one uploaded block. Azure accepts blocks of up to 4000 MiB; the package is a few
 /// kilobytes, so it goes in one block, and larger content would go in 4 MiB steps.
 const BLOCK_SIZE: usize = 4 * 1024 * 1024;
@@ -86,14 +89,89 @@ impl IntuneDelivery {
         }
         if app.committed_content_version.is_none() {
             let name = self.object_name(&container.id, &container.version);
-            let package = build_package(&name, container)?;
-            self.upload_content(&app.id, &package, writes).await?;
-            tracing::info!(
-                app = %name, size = package.size,
-                "Uploaded and committed the content of a gateway-owned Win32 app."
-            );
+            if let Some(version) = self.resumable_version(&app.id).await? {
+                // An earlier publish uploaded and committed the file but stopped before
+                // pointing the app at it, or Intune took longer than the reads allowed.
+                self.commit_app_version(&app.id, &version, writes).await?;
+                tracing::info!(
+                    app = %name, content_version = %version,
+                    "Resumed the committed content of a gateway-owned Win32 app."
+                );
+            } else {
+                let package = build_package(&name, container)?;
+                self.upload_content(&app.id, &package, writes).await?;
+                tracing::info!(
+                    app = %name, size = package.size,
+                    "Uploaded and committed the content of a gateway-owned Win32 app."
+                );
+            }
         }
         self.wait_until_published(&app.id).await
+    }
+
+    /// Finds a content version an earlier publish left committed or still committing, newest
+    /// first, waiting for a pending commit. Returns `None` when a new upload is needed.
+    async fn resumable_version(&self, app_id: &str) -> ProviderResult<Option<String>> {
+        let versions_path = format!(
+            "v1.0/deviceAppManagement/mobileApps/{app_id}/microsoft.graph.win32LobApp/contentVersions"
+        );
+        let request = BrokerRequest::get(versions_path.clone()).operation("list_content_versions");
+        let mut versions: Vec<MobileAppContent> =
+            self.client.list("content versions", request).await?;
+        // Ids are decimal counters ("1", "2", ...); the newest is the largest.
+        versions.sort_by_key(|v| std::cmp::Reverse(v.id.parse::<u64>().unwrap_or(0)));
+        for version in versions.iter().take(RESUME_LOOKBACK) {
+            let files_path = format!("{versions_path}/{}/files", version.id);
+            let request = BrokerRequest::get(files_path.clone()).operation("list_content_files");
+            let files: Vec<MobileAppContentFile> =
+                self.client.list("content files", request).await?;
+            for file in files {
+                match file.upload_state {
+                    Some(UploadState::CommitFileSuccess) => return Ok(Some(version.id.clone())),
+                    Some(UploadState::CommitFilePending) => {
+                        let file_path = format!("{files_path}/{}", file.id);
+                        match self.wait_for_file(&file_path, Stage::Commit).await {
+                            Ok(_) => return Ok(Some(version.id.clone())),
+                            Err(error) if error.kind == ErrorKind::Invalid => {
+                                tracing::info!(
+                                    app = %app_id, content_version = %version.id, error = %error,
+                                    "A pending commit of an earlier publish failed; uploading again."
+                                );
+                            }
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn commit_app_version(
+        &self,
+        app_id: &str,
+        version: &str,
+        writes: &mut Vec<BrokerWrite>,
+    ) -> ProviderResult<()> {
+        let app_path = format!("v1.0/deviceAppManagement/mobileApps/{app_id}");
+        let body = json!({
+            "@odata.type": "#microsoft.graph.win32LobApp",
+            "committedContentVersion": version,
+        });
+        let request = BrokerRequest::patch(app_path.clone())
+            .operation("commit_app_content")
+            .idempotent(true)
+            .json(body);
+        let response = self.client.send(request).await?;
+        writes.push(write(
+            "commit_app_content",
+            "PATCH",
+            &app_path,
+            None,
+            &response,
+        ));
+        Ok(())
     }
 
     async fn upload_content(
@@ -133,24 +211,7 @@ impl IntuneDelivery {
         self.post(&commit_path, "commit_content_file", body, writes)
             .await?;
         self.wait_for_file(&file_path, Stage::Commit).await?;
-
-        let body = json!({
-            "@odata.type": "#microsoft.graph.win32LobApp",
-            "committedContentVersion": version.id,
-        });
-        let request = BrokerRequest::patch(app_path.clone())
-            .operation("commit_app_content")
-            .idempotent(true)
-            .json(body);
-        let response = self.client.send(request).await?;
-        writes.push(write(
-            "commit_app_content",
-            "PATCH",
-            &app_path,
-            None,
-            &response,
-        ));
-        Ok(())
+        self.commit_app_version(app_id, &version.id, writes).await
     }
 
     async fn post(
