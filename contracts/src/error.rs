@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ProviderErrorBody;
+use crate::model::{BrokerWrite, ProviderErrorBody};
 
 /// Class of a provider failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,6 +72,9 @@ pub struct ProviderError {
     /// Underlying cause.
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// Broker writes the call made before it failed, so the audit trail keeps them; empty for
+    /// most errors.
+    pub writes: Vec<BrokerWrite>,
 }
 
 impl ProviderError {
@@ -82,7 +85,15 @@ impl ProviderError {
             message: message.into(),
             retryable: kind.default_retryable(),
             source: None,
+            writes: Vec::new(),
         }
+    }
+
+    /// Attaches the broker writes made before the failure.
+    #[must_use]
+    pub fn with_writes(mut self, writes: Vec<BrokerWrite>) -> Self {
+        self.writes = writes;
+        self
     }
 
     /// Sets the retryable flag.
@@ -132,6 +143,7 @@ impl ProviderError {
             kind: self.kind,
             message,
             retryable: self.retryable,
+            writes: self.writes.clone(),
         }
     }
 }
@@ -143,6 +155,7 @@ impl From<ProviderErrorBody> for ProviderError {
             message: body.message,
             retryable: body.retryable,
             source: None,
+            writes: body.writes,
         }
     }
 }

@@ -578,6 +578,9 @@ pub struct ProviderErrorBody {
     pub message: String,
     /// Whether the same call may succeed later.
     pub retryable: bool,
+    /// Broker writes the call made before it failed, for the audit trail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<BrokerWrite>,
 }
 
 /// Broker health as `check` reports it.

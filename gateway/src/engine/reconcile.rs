@@ -396,16 +396,17 @@ impl Engine {
                 Ok(Ok(()))
             }
             Err(error) => {
+                // Writes made before the failure are audited like those of a success.
+                self.audit(assignment, target, &error.writes).await?;
+                let mut body = error.to_body();
+                body.writes.clear();
                 self.store
-                    .finish_intent(
-                        intent,
-                        IntentStatus::Failed,
-                        &json!({"error": error.to_body()}),
-                    )
+                    .finish_intent(intent, IntentStatus::Failed, &json!({"error": body}))
                     .await?;
                 tracing::warn!(
                     assignment = %assignment.id, provider = %target.provider,
-                    target = %target.target, error = %error, "Publishing failed."
+                    target = %target.target, error = %error, writes = error.writes.len(),
+                    "Publishing failed."
                 );
                 Ok(Err(error))
             }

@@ -120,6 +120,10 @@ async fn intune_groups_and_apps_converge() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = server::start_on(&config, listener).await.unwrap();
     let api = Api::new(&gateway.base_url());
+    // Intune rejects the first commit; the publish fails, and the next pass uploads again.
+    let mut knobs = sim.upload_knobs();
+    knobs.fail_next_commits = 1;
+    sim.set_upload_knobs(knobs);
 
     let (status, document) = api.put("/v1/assignments/epic", &body("1.0")).await;
     assert_eq!(status, 202, "{document}");
@@ -144,10 +148,22 @@ async fn intune_groups_and_apps_converge() {
     );
     let uploads = sim.upload_counters();
     assert_eq!(uploads.commits_succeeded, 2, "one package per provider");
-    assert_eq!(uploads.commits_failed, 0);
+    assert_eq!(uploads.commits_failed, 1);
     assert_eq!(
         uploads.storage_rejected_authorization, 0,
         "token sent to storage"
+    );
+    // The failed publish's writes are audited too: one row per content version created.
+    let audit = api.get("/v1/audit?assignment=epic").await;
+    let created = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["operation"] == "create_content_version")
+        .count();
+    assert_eq!(
+        created as u64, uploads.content_versions_created,
+        "{audit:#}"
     );
 
     api.put("/v1/assignments/epic", &body("2.0")).await;

@@ -20,17 +20,27 @@ impl IntuneDelivery {
     /// `conflict` when an object of the same name exists but is not gateway-owned; Graph
     /// errors otherwise.
     pub async fn publish(&self, container: &Container) -> ProviderResult<Publication> {
-        let mut publication = Publication::default();
-        let group = self
-            .ensure_group(container, &mut publication.writes)
-            .await?;
-        let app = self.ensure_app(container, &mut publication.writes).await?;
-        self.ensure_content(&app, container, &mut publication.writes)
-            .await?;
-        self.ensure_assignment(&app, &group, &mut publication.writes)
-            .await?;
-        publication.objects = vec![format!("group:{}", group.id), format!("app:{}", app.id)];
-        Ok(publication)
+        let mut writes = Vec::new();
+        match self.publish_objects(container, &mut writes).await {
+            Ok(objects) => Ok(Publication { objects, writes }),
+            // The writes made before the failure stay in the audit trail.
+            Err(error) => Err(error.with_writes(writes)),
+        }
+    }
+
+    async fn publish_objects(
+        &self,
+        container: &Container,
+        writes: &mut Vec<BrokerWrite>,
+    ) -> ProviderResult<Vec<String>> {
+        let group = self.ensure_group(container, writes).await?;
+        let app = self.ensure_app(container, writes).await?;
+        self.ensure_content(&app, container, writes).await?;
+        self.ensure_assignment(&app, &group, writes).await?;
+        Ok(vec![
+            format!("group:{}", group.id),
+            format!("app:{}", app.id),
+        ])
     }
 
     async fn find_group(&self, name: &str) -> ProviderResult<Option<Group>> {
