@@ -2,6 +2,7 @@
 //! what they installed and which user sessions are open. Agents authenticate with their
 //! provider's agent token, which also scopes them to that provider's machines.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -16,16 +17,9 @@ use vdi_contracts::{AgentContainerState, AgentReport, Session, SessionState};
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::AppState;
+use check::{check_container_count, check_labels, check_machine, MAX_SESSIONS, MAX_USER_LEN};
 
-/// Maximum length of a machine id an agent may send.
-const MAX_MACHINE_LEN: usize = 256;
-
-/// Maximum length of a session's user name; Windows caps `DOMAIN\user` well below it.
-const MAX_USER_LEN: usize = 256;
-
-/// Maximum sessions in one check-in; an estimate well above the users of one multi-session
-/// host, which bounds the stored document.
-const MAX_SESSIONS: usize = 1000;
+pub(super) mod check;
 
 /// Returns the provider whose agent token the request carries.
 fn agent_provider(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
@@ -51,18 +45,6 @@ fn agent_provider(state: &AppState, headers: &HeaderMap) -> Result<String, ApiEr
             "unknown agent token; agents use their provider's agent token, not a control-plane token",
         )
     })
-}
-
-fn check_machine(machine: &str) -> Result<(), ApiError> {
-    if machine.is_empty()
-        || machine.len() > MAX_MACHINE_LEN
-        || machine.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(format!(
-            "machine id {machine:?} must be 1 to {MAX_MACHINE_LEN} characters without control characters"
-        )));
-    }
-    Ok(())
 }
 
 /// Query of `GET /v1/agent/desired`.
@@ -140,16 +122,27 @@ pub struct ReportedSession {
 pub struct ReportBody {
     machine: String,
     containers: Vec<ReportedContainer>,
+    /// Labels of the machine. Absent or `null` keeps the stored labels, and `{}` clears them.
     #[serde(default)]
     labels: Option<serde_json::Value>,
-    /// Sessions open on the machine. Absent or `null` from agents that do not report them,
-    /// which leaves the machine's sessions unknown; an empty list means no session.
+    /// Sessions open on the machine, where an empty list means no session. Absent or `null`,
+    /// from agents that do not report them, makes the machine's sessions unknown. Unlike
+    /// labels, stored sessions are not kept, because a list from an earlier report may no
+    /// longer be true.
     #[serde(default)]
     sessions: Option<Vec<ReportedSession>>,
 }
 
-/// Checks reported sessions and converts them to the contract's sessions.
-fn check_sessions(reported: Vec<ReportedSession>) -> Result<Vec<Session>, ApiError> {
+/// Checks reported sessions and converts them to the contract's sessions. `containers` is the
+/// number of container results in the same report, which a rejection also leaves unrecorded.
+fn check_sessions(
+    reported: Vec<ReportedSession>,
+    containers: usize,
+) -> Result<Vec<Session>, ApiError> {
+    let not_recorded = format!(
+        "The report was rejected as a whole, so its {containers} container install results \
+         were not recorded either; send it again with the session fixed"
+    );
     if reported.len() > MAX_SESSIONS {
         return Err(ApiError::invalid(format!(
             "sessions has {} entries; send at most {MAX_SESSIONS}",
@@ -167,7 +160,7 @@ fn check_sessions(reported: Vec<ReportedSession>) -> Result<Vec<Session>, ApiErr
                     return Err(ApiError::invalid(format!(
                         "sessions[{index}].state {other:?} is not a session state; send \
                          \"active\" while a user is connected, even when locked or idle, and \
-                         \"disconnected\" otherwise"
+                         \"disconnected\" otherwise. {not_recorded}"
                     )))
                 }
             };
@@ -178,7 +171,7 @@ fn check_sessions(reported: Vec<ReportedSession>) -> Result<Vec<Session>, ApiErr
             {
                 return Err(ApiError::invalid(format!(
                     "sessions[{index}].user {user:?} must be 1 to {MAX_USER_LEN} characters \
-                     without control characters"
+                     without control characters. {not_recorded}"
                 )));
             }
             Ok(Session { user, state })
@@ -186,16 +179,24 @@ fn check_sessions(reported: Vec<ReportedSession>) -> Result<Vec<Session>, ApiErr
         .collect()
 }
 
-/// `POST /v1/agent/report`.
-pub async fn report(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<ReportBody>,
-) -> Result<StatusCode, ApiError> {
-    let provider = agent_provider(&state, &headers)?;
+/// A report whose values passed every check, ready to store.
+struct CheckedReport {
+    machine: String,
+    reports: Vec<AgentReport>,
+    labels: Option<BTreeMap<String, String>>,
+    sessions: Option<Vec<Session>>,
+}
+
+/// Checks every value of a report, so that a rejected report stores nothing.
+fn check_report(body: ReportBody) -> Result<CheckedReport, ApiError> {
     check_machine(&body.machine)?;
-    let sessions = body.sessions.map(check_sessions).transpose()?;
-    let reports: Vec<AgentReport> = body
+    check_container_count(body.containers.len())?;
+    let labels = body.labels.map(check_labels).transpose()?;
+    let sessions = body
+        .sessions
+        .map(|sessions| check_sessions(sessions, body.containers.len()))
+        .transpose()?;
+    let reports = body
         .containers
         .into_iter()
         .map(|c| AgentReport {
@@ -206,17 +207,34 @@ pub async fn report(
             detail: c.detail,
         })
         .collect();
+    Ok(CheckedReport {
+        machine: body.machine,
+        reports,
+        labels,
+        sessions,
+    })
+}
+
+/// `POST /v1/agent/report`. The container results and the check-in are stored in one
+/// transaction after every check has passed, so a rejected or failed report leaves no part
+/// behind.
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ReportBody>,
+) -> Result<StatusCode, ApiError> {
+    let provider = agent_provider(&state, &headers)?;
+    let checked = check_report(body).inspect_err(|error| {
+        tracing::debug!(provider = %provider, error = ?error, "Rejected an invalid agent report.");
+    })?;
     state
         .store
-        .record_agent_reports(&provider, &reports)
-        .await?;
-    state
-        .store
-        .touch_agent_machine(
+        .record_agent_check_in(
             &provider,
-            &body.machine,
-            &body.labels.unwrap_or(json!({})),
-            sessions.as_deref(),
+            &checked.machine,
+            &checked.reports,
+            checked.labels.as_ref(),
+            checked.sessions.as_deref(),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

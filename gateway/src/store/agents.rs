@@ -1,6 +1,10 @@
 //! Agent channel state: each machine's desired containers, what its agent reported, and the
 //! machines agents registered on first check-in, with the sessions of their latest check-in.
 
+use std::collections::BTreeMap;
+
+use sqlx::AnyConnection;
+
 use super::{now_text, Store, StoreError};
 use vdi_contracts::agent::AgentSessions;
 use vdi_contracts::{
@@ -134,27 +138,53 @@ impl Store {
             .map_err(StoreError::query("begin reports"))?;
         let now = now_text();
         for report in reports {
-            sqlx::query(
-                "INSERT INTO agent_reports (provider, machine, container_id, version, state, \
-                 detail, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (provider, machine, container_id) DO UPDATE SET \
-                 version = excluded.version, state = excluded.state, detail = excluded.detail, \
-                 reported_at = excluded.reported_at",
-            )
-            .bind(provider)
-            .bind(&report.machine)
-            .bind(&report.container_id)
-            .bind(&report.version)
-            .bind(state_text(&report.state))
-            .bind(&report.detail)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::query("record agent report"))?;
+            upsert_report(&mut tx, provider, report, &now).await?;
         }
         tx.commit()
             .await
             .map_err(StoreError::query("commit reports"))?;
+        Ok(())
+    }
+
+    /// Records one agent report in a single transaction: its container results and the
+    /// machine's check-in with its sessions, as [`Store::touch_agent_machine`] does. `Some`
+    /// labels replace the stored ones (an empty map clears them), and `None` keeps them, so a
+    /// machine still matches device-group rules on labels it reported earlier.
+    ///
+    /// # Errors
+    /// Fails on database errors; nothing is written then.
+    pub async fn record_agent_check_in(
+        &self,
+        provider: &str,
+        machine: &str,
+        reports: &[AgentReport],
+        labels: Option<&BTreeMap<String, String>>,
+        sessions: Option<&[Session]>,
+    ) -> Result<(), StoreError> {
+        let labels = labels
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(StoreError::corrupt("agent labels"))?;
+        let mut tx = self
+            .begin_write()
+            .await
+            .map_err(StoreError::query("begin agent check-in"))?;
+        let now = now_text();
+        for report in reports {
+            upsert_report(&mut tx, provider, report, &now).await?;
+        }
+        upsert_machine(
+            &mut tx,
+            provider,
+            machine,
+            labels.as_deref(),
+            sessions,
+            &now,
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::query("commit agent check-in"))?;
         Ok(())
     }
 
@@ -191,7 +221,8 @@ impl Store {
     }
 
     /// Registers a machine on its agent's first poll, without labels or sessions; later polls
-    /// only read.
+    /// change nothing. One statement, so a report stored between a poll's read and its insert
+    /// cannot be overwritten.
     ///
     /// # Errors
     /// Fails on database errors.
@@ -200,18 +231,16 @@ impl Store {
         provider: &str,
         machine: &str,
     ) -> Result<(), StoreError> {
-        let known: Option<(String,)> = sqlx::query_as(
-            "SELECT machine FROM agent_machines WHERE provider = $1 AND machine = $2",
+        sqlx::query(
+            "INSERT INTO agent_machines (provider, machine, labels, first_seen, last_seen) \
+             VALUES ($1, $2, '{}', $3, $3) ON CONFLICT (provider, machine) DO NOTHING",
         )
         .bind(provider)
         .bind(machine)
-        .fetch_optional(&self.pool)
+        .bind(now_text())
+        .execute(&self.pool)
         .await
-        .map_err(StoreError::query("read agent machine"))?;
-        if known.is_none() {
-            self.touch_agent_machine(provider, machine, &serde_json::json!({}), None)
-                .await?;
-        }
+        .map_err(StoreError::query("register agent machine"))?;
         Ok(())
     }
 
@@ -228,29 +257,21 @@ impl Store {
         labels: &serde_json::Value,
         sessions: Option<&[Session]>,
     ) -> Result<(), StoreError> {
-        let now = now_text();
-        let sessions = sessions
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(StoreError::corrupt("agent sessions"))?;
-        let reported_at = sessions.as_ref().map(|_| now.clone());
-        sqlx::query(
-            "INSERT INTO agent_machines (provider, machine, labels, first_seen, last_seen, \
-             sessions, sessions_reported_at) VALUES ($1, $2, $3, $4, $4, $5, $6) \
-             ON CONFLICT (provider, machine) DO UPDATE SET labels = excluded.labels, \
-             last_seen = excluded.last_seen, sessions = excluded.sessions, \
-             sessions_reported_at = excluded.sessions_reported_at",
+        let labels = labels.to_string();
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::query("register agent machine"))?;
+        upsert_machine(
+            &mut connection,
+            provider,
+            machine,
+            Some(&labels),
+            sessions,
+            &now_text(),
         )
-        .bind(provider)
-        .bind(machine)
-        .bind(labels.to_string())
-        .bind(&now)
-        .bind(sessions)
-        .bind(reported_at)
-        .execute(&self.pool)
         .await
-        .map_err(StoreError::query("register agent machine"))?;
-        Ok(())
     }
 
     /// Lists the machines whose agents checked in for `provider`, with their labels and the
@@ -306,6 +327,73 @@ impl Store {
     }
 }
 
+/// Inserts or replaces a machine's latest report for one container.
+async fn upsert_report(
+    connection: &mut AnyConnection,
+    provider: &str,
+    report: &AgentReport,
+    now: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO agent_reports (provider, machine, container_id, version, state, \
+         detail, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (provider, machine, container_id) DO UPDATE SET \
+         version = excluded.version, state = excluded.state, detail = excluded.detail, \
+         reported_at = excluded.reported_at",
+    )
+    .bind(provider)
+    .bind(&report.machine)
+    .bind(&report.container_id)
+    .bind(&report.version)
+    .bind(state_text(&report.state))
+    .bind(&report.detail)
+    .bind(now)
+    .execute(&mut *connection)
+    .await
+    .map_err(StoreError::query("record agent report"))?;
+    Ok(())
+}
+
+/// Inserts or updates a machine's check-in. `labels` is the JSON text that replaces the stored
+/// labels. `None` keeps them, and a new machine then starts with none.
+async fn upsert_machine(
+    connection: &mut AnyConnection,
+    provider: &str,
+    machine: &str,
+    labels: Option<&str>,
+    sessions: Option<&[Session]>,
+    now: &str,
+) -> Result<(), StoreError> {
+    let sessions = sessions
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(StoreError::corrupt("agent sessions"))?;
+    let reported_at = sessions.as_ref().map(|_| now);
+    let replace_labels = if labels.is_some() {
+        "labels = excluded.labels, "
+    } else {
+        ""
+    };
+    let sql = format!(
+        "INSERT INTO agent_machines (provider, machine, labels, first_seen, last_seen, \
+         sessions, sessions_reported_at) VALUES ($1, $2, $3, $4, $4, $5, $6) \
+         ON CONFLICT (provider, machine) DO UPDATE SET {replace_labels}\
+         last_seen = excluded.last_seen, sessions = excluded.sessions, \
+         sessions_reported_at = excluded.sessions_reported_at"
+    );
+    sqlx::query(&sql)
+        .bind(provider)
+        .bind(machine)
+        .bind(labels.unwrap_or("{}"))
+        .bind(now)
+        .bind(sessions)
+        .bind(reported_at)
+        .execute(&mut *connection)
+        .await
+        .map_err(StoreError::query("register agent machine"))?;
+    Ok(())
+}
+
 /// Columns of [`MachineRow`], in order.
 const MACHINE_COLUMNS: &str = "machine, labels, last_seen, sessions, sessions_reported_at";
 
@@ -327,11 +415,11 @@ fn machine_from_row(row: MachineRow) -> Result<AgentMachine, StoreError> {
 }
 
 /// Reads stored labels; values that are not strings keep their JSON text.
-fn parse_labels(text: &str) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, StoreError> {
     let labels: serde_json::Value =
         serde_json::from_str(text).map_err(StoreError::corrupt("agent labels"))?;
     let Some(object) = labels.as_object() else {
-        return Ok(std::collections::BTreeMap::new());
+        return Ok(BTreeMap::new());
     };
     Ok(object
         .iter()
@@ -356,4 +444,68 @@ fn parse_sessions(
         sessions: serde_json::from_str(sessions).map_err(StoreError::corrupt("agent sessions"))?,
         reported_at: super::parse_time(reported_at)?,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use vdi_contracts::{AgentContainerState, AgentReport};
+
+    use crate::store::{testing, Store};
+
+    async fn labels_of(store: &Store, machine: &str) -> BTreeMap<String, String> {
+        let machines = store.agent_machines("p1").await.unwrap();
+        let found = machines.into_iter().find(|m| m.machine == machine);
+        found.expect("machine registered").labels
+    }
+
+    #[tokio::test]
+    async fn check_in_keeps_labels_when_absent() {
+        for store in testing::all().await {
+            let backend = store.backend();
+            let north = BTreeMap::from([("site".to_owned(), "north".to_owned())]);
+            let report = AgentReport {
+                machine: "LT-1".into(),
+                container_id: "epic".into(),
+                version: "2.0".into(),
+                state: AgentContainerState::Installed,
+                detail: String::new(),
+            };
+
+            store
+                .record_agent_check_in("p1", "LT-1", &[report], Some(&north), Some(&[]))
+                .await
+                .unwrap();
+            assert_eq!(labels_of(&store, "LT-1").await, north, "{backend:?}");
+            let reports = store.agent_reports("p1", "epic").await.unwrap();
+            assert_eq!(reports.len(), 1, "{backend:?}");
+
+            store
+                .record_agent_check_in("p1", "LT-1", &[], None, None)
+                .await
+                .unwrap();
+            assert_eq!(labels_of(&store, "LT-1").await, north, "{backend:?}");
+            let machines = store.agent_machines("p1").await.unwrap();
+            assert_eq!(machines[0].sessions, None, "{backend:?}: sessions");
+
+            store.register_agent_machine("p1", "LT-1").await.unwrap();
+            assert_eq!(labels_of(&store, "LT-1").await, north, "{backend:?}: poll");
+
+            store
+                .record_agent_check_in("p1", "LT-1", &[], Some(&BTreeMap::new()), None)
+                .await
+                .unwrap();
+            assert!(labels_of(&store, "LT-1").await.is_empty(), "{backend:?}");
+
+            store
+                .record_agent_check_in("p1", "LT-2", &[], None, None)
+                .await
+                .unwrap();
+            assert!(
+                labels_of(&store, "LT-2").await.is_empty(),
+                "{backend:?}: new"
+            );
+        }
+    }
 }
