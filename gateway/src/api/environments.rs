@@ -14,7 +14,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::assignments::status_document;
+use super::assignments::{rollback_document, rollback_history, rollback_target, status_document};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::ApiJson;
@@ -181,7 +181,8 @@ pub struct EnvironmentRollbackBody {
 }
 
 /// `POST /v1/environments/{environment}/rollback`: rolls back every assignment of the
-/// container in the environment to its previous (or the named) version.
+/// container in the environment to its previous (or the named) version, choosing each target
+/// as `POST /v1/assignments/{id}/rollback` does.
 pub async fn rollback(
     State(state): State<Arc<AppState>>,
     Path(environment): Path<String>,
@@ -199,17 +200,14 @@ pub async fn rollback(
     // never left half rolled back.
     let mut plan = Vec::new();
     for assignment in &assignments {
-        let target = match &body.to_version {
-            Some(version) => assignment.previous.iter().find(|c| &c.version == version),
-            None => assignment.previous.first(),
-        };
-        let Some(target) = target else {
-            return Err(ApiError::conflict(format!(
-                "assignment {:?} has no previous version {}; nothing was rolled back",
-                assignment.id,
-                body.to_version.as_deref().unwrap_or("at all")
-            )));
-        };
+        let history = rollback_history(&state, assignment).await?;
+        let target = rollback_target(assignment, &history, body.to_version.as_deref()).map_err(
+            |refusal| {
+                ApiError::conflict(format!("{}; nothing was rolled back", refusal.message))
+                    .with_details(json!({"assignment": assignment.id,
+                                         "rolled_back_from": refusal.rolled_back_from}))
+            },
+        )?;
         plan.push((assignment, target));
     }
     let mut documents: Vec<Value> = Vec::new();
@@ -219,7 +217,13 @@ pub async fn rollback(
             .store
             .start_rollback(assignment, target, &caller.name, &reason)
             .await?;
-        documents.push(status_document(&state, &rolled).await?);
+        tracing::info!(
+            assignment = %assignment.id, environment = %environment,
+            from = %assignment.spec.container.version, to = %target.version,
+            actor = %caller.name, "Rollback requested."
+        );
+        documents
+            .push(rollback_document(&state, &rolled, &assignment.spec.container.version).await?);
     }
     state.engine.wake();
     Ok((

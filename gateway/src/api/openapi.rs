@@ -7,6 +7,22 @@
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::agent::check::{
+    MAX_CONTAINERS, MAX_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_MACHINE_LEN,
+    MAX_SESSIONS, MAX_USER_LEN,
+};
+
+/// Pattern of agent strings without control characters (Unicode category Cc), which the
+/// gateway rejects.
+const NO_CONTROL_CHARACTERS: &str = "^[^\\p{Cc}]*$";
+
+/// Schema of a machine id in the agent channel.
+fn machine_id() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": MAX_MACHINE_LEN,
+        "pattern": "^[^\\s\\p{Cc}]([^\\p{Cc}]*[^\\s\\p{Cc}])?$",
+        "description": "Without control characters or leading and trailing whitespace"})
+}
+
 fn error_responses(codes: &[&str]) -> Value {
     let mut map = serde_json::Map::new();
     for code in codes {
@@ -50,6 +66,25 @@ fn plan_request() -> Value {
         required.push(json!("assignment_id"));
     }
     schema
+}
+
+/// Rule by which a rollback chooses its version, as `assignments::rollback_target` applies it.
+const ROLLBACK_RULE: &str =
+    "Without to_version, the rollback installs the newest previous version. \
+A rollback never returns to the version that the latest rollback left, because that version \
+failed and a rollback runs as one wave of every machine that skips maintenance windows and \
+change freezes. So when the current version was restored by a rollback, the default is the \
+newest previous version installed before the restored one, and 409 (details.rolled_back_from) \
+when there is none. A to_version naming the version rolled back from is also 409. To install \
+that version again, PUT the assignment with it, which rolls out in waves inside windows. The \
+response's rollback object names the version left (from) and the version installed (to).";
+
+/// Returns the schema of a rollback response: the assignment status with a `rollback` object.
+fn rollback_status() -> Value {
+    json!({"allOf": [reference("AssignmentStatus"), {"type": "object", "properties": {
+        "rollback": {"type": "object", "required": ["from", "to"], "properties": {
+            "from": {"type": "string", "description": "Version rolled back from"},
+            "to": {"type": "string", "description": "Version the rollback installs"}}}}}]})
 }
 
 /// Returns the document.
@@ -121,10 +156,11 @@ pub fn spec() -> Value {
                     "machines": {"type": "array", "items": reference("MachinePlacement")},
                     "next_cursor": {"type": ["string", "null"]}}}), &assignment_errors)}},
             "/v1/assignments/{id}/rollback": {"post": {"summary": "Roll back to the previous (or a named) version",
+                "description": ROLLBACK_RULE,
                 "parameters": [id_parameter()],
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
                     "properties": {"to_version": {"type": "string"}}}}}},
-                "responses": ok("202", "Rollback started", reference("AssignmentStatus"), &["400", "401", "403", "404", "409", "422"])}},
+                "responses": ok("202", "Rollback started", rollback_status(), &["400", "401", "403", "404", "409", "422"])}},
             "/v1/assignments/{id}/pause": {"post": {"summary": "Pause a rollout", "parameters": [id_parameter()],
                 "responses": ok("202", "Paused", reference("AssignmentStatus"), &["401", "403", "404", "409"])}},
             "/v1/assignments/{id}/resume": {"post": {"summary": "Resume a paused rollout", "parameters": [id_parameter()],
@@ -135,6 +171,7 @@ pub fn spec() -> Value {
                     "required": ["freeze", "reason"], "properties": {"freeze": {"type": "string"}, "reason": {"type": "string"}}}}}},
                 "responses": ok("202", "Override recorded", reference("AssignmentStatus"), &["400", "401", "403", "404", "422"])}},
             "/v1/plan": {"post": {"summary": "Dry run: machines affected and excluded, broker requests and duration; writes nothing",
+                "description": "withdrawn_targets lists the targets of the existing assignment (and of earlier revisions not yet withdrawn) that the body no longer names. A PUT with this body makes the engine withdraw the container from them: it removes the container from their machines and unpublishes it.",
                 "requestBody": {"required": true, "content": {"application/json": {"schema": plan_request()}}},
                 "responses": ok("200", "Plan", reference("Plan"), &["400", "401", "403", "413", "415", "422", "502"])}},
             "/v1/promote": {"post": {"summary": "Give a container's assignments in one environment the version another environment runs",
@@ -144,20 +181,24 @@ pub fn spec() -> Value {
                 "responses": ok("202", "Promoted", json!({"type": "object", "properties": {"source": {"type": "string"}, "version": {"type": "string"},
                     "assignments": {"type": "array", "items": reference("AssignmentStatus")}}}), &["400", "401", "403", "404", "409"])}},
             "/v1/environments/{environment}/rollback": {"post": {"summary": "Roll back every assignment of a container in an environment",
+                "description": "Chooses each assignment's version as POST /v1/assignments/{id}/rollback does. When any assignment has no such version, the response is 409 and nothing is rolled back.",
                 "parameters": [{"name": "environment", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false,
                     "required": ["container"], "properties": {"container": {"type": "string"}, "to_version": {"type": "string"}}}}}},
                 "responses": ok("202", "Rollback started", json!({"type": "object", "properties": {
-                    "assignments": {"type": "array", "items": reference("AssignmentStatus")}}}), &["400", "401", "403", "404", "409"])}},
+                    "assignments": {"type": "array", "items": rollback_status()}}}), &["400", "401", "403", "404", "409"])}},
             "/v1/agent/desired": {"get": {"summary": "An agent's desired containers (agent token); 304 while the ETag matches",
                 "security": [{"agent": []}],
-                "parameters": [{"name": "machine", "in": "query", "required": true, "schema": {"type": "string"}},
+                "description": "The first poll of an unknown machine id registers the machine, with no labels and unknown sessions.",
+                "parameters": [{"name": "machine", "in": "query", "required": true, "schema": machine_id()},
                                {"name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "Desired containers", "content": {"application/json": {"schema": reference("AgentDesired")}}},
-                              "304": {"description": "Unchanged"}, "401": {"$ref": "#/components/responses/Error"}}}},
+                              "304": {"description": "Unchanged"}, "400": {"$ref": "#/components/responses/Error"},
+                              "401": {"$ref": "#/components/responses/Error"}}}},
             "/v1/agent/report": {"post": {"summary": "An agent reports what it installed and its machine's user sessions (agent token)",
                 "security": [{"agent": []}],
                 "requestBody": {"required": true, "content": {"application/json": {"schema": reference("AgentReport")}}},
+                "description": "The gateway checks the whole report before it stores any of it, then stores the container results and the check-in in one transaction. A 400 therefore means nothing of the report was recorded.",
                 "responses": {"204": {"description": "Recorded"}, "400": {"$ref": "#/components/responses/Error"},
                               "401": {"$ref": "#/components/responses/Error"}}}},
             "/v1/events": {"get": {"summary": "State changes as Server-Sent Events; resumable with Last-Event-ID",
@@ -266,22 +307,32 @@ fn schemas() -> Value {
                     "count": {"type": "integer"}, "note": {"type": "string"}, "batched": {"type": "boolean"}}}},
                 "http_requests": {"type": "integer"}, "estimated_seconds": {"type": "number"},
                 "requests_per_second": {"type": "number"}, "concurrency": {"type": "integer"},
-                "error": {"type": "string"}}}}}},
+                "error": {"type": "string"}}}},
+            "withdrawn_targets": {"type": "array", "description": "Targets a PUT with this body would withdraw the container from",
+                "items": {"type": "object", "properties": {
+                "provider": {"type": "string"}, "target": {"type": "string"},
+                "machines": {"type": "integer", "description": "Machines of the target the gateway tracks for this assignment"},
+                "applied": {"type": "integer", "description": "Machines of the target that have the container"}}}}}},
         "PlannedMachine": {"type": "object", "properties": {
             "machine": {"type": "string"}, "name": {"type": "string"}, "wave": {"type": "integer"}, "reason": {"type": "string"}}},
         "AgentDesired": {"type": "object", "properties": {"machine": {"type": "string"},
             "containers": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"}, "version": {"type": "string"}, "display_name": {"type": ["string", "null"]},
                 "launch": reference("Launch"), "activation": reference("Activation")}}}}},
-        "AgentReport": {"type": "object", "required": ["machine", "containers"], "properties": {"machine": {"type": "string"},
-            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-            "containers": {"type": "array", "items": {"type": "object", "required": ["id", "version", "state"], "properties": {
+        "AgentReport": {"type": "object", "required": ["machine", "containers"], "properties": {"machine": machine_id(),
+            "labels": {"type": ["object", "null"], "maxProperties": MAX_LABELS,
+                "description": "Labels of the machine, which device-group rules match on. Leave it out (or send null) to keep the stored labels; send {} to clear them.",
+                "propertyNames": {"minLength": 1, "maxLength": MAX_LABEL_KEY_LEN, "pattern": NO_CONTROL_CHARACTERS},
+                "additionalProperties": {"type": "string", "maxLength": MAX_LABEL_VALUE_LEN, "pattern": NO_CONTROL_CHARACTERS}},
+            "containers": {"type": "array", "maxItems": MAX_CONTAINERS,
+                "description": "Results per container; a later report replaces the result of the same container, so a longer list can be split across reports.",
+                "items": {"type": "object", "required": ["id", "version", "state"], "properties": {
                 "id": {"type": "string"}, "version": {"type": "string"},
                 "state": {"enum": ["installed", "failed", "removed"]}, "detail": {"type": "string"}}}},
-            "sessions": {"type": ["array", "null"], "maxItems": 1000,
+            "sessions": {"type": ["array", "null"], "maxItems": MAX_SESSIONS,
                 "description": "User sessions open on the machine; an empty list means none. Leave it out (or send null) when the agent cannot see them: the Windows 365 and physical providers then hold the machine in when_idle and next_logon rollouts.",
                 "items": {"type": "object", "required": ["user", "state"], "properties": {
-                    "user": {"type": "string", "minLength": 1, "maxLength": 256},
+                    "user": {"type": "string", "minLength": 1, "maxLength": MAX_USER_LEN, "pattern": NO_CONTROL_CHARACTERS},
                     "state": {"enum": ["active", "disconnected"]}}}}}},
         "Event": {"type": "object", "properties": {
             "id": {"type": "integer"}, "time": {"type": "string"}, "assignment": {"type": "string"},

@@ -1039,3 +1039,204 @@ async fn provider_machines_show_agent_containers() {
     );
     assert_eq!(containers("m000"), json!([]));
 }
+
+async fn post_rollback(app: &Router, path: &str, body: &Value) -> (StatusCode, Value) {
+    let (status, reply, _) = call(
+        app,
+        Method::POST,
+        path,
+        Some(OPERATOR),
+        Some(body.to_string()),
+        Some("application/json"),
+    )
+    .await;
+    (status, reply)
+}
+
+const A1_ROLLBACK: &str = "/v1/assignments/a1/rollback";
+
+#[tokio::test]
+async fn second_rollback_is_409() {
+    let (app, state) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    put(&app, "a1", &body("2.0")).await;
+
+    let (status, first) = post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["container"]["version"], "1.0");
+    assert_eq!(first["rollback"], json!({"from": "2.0", "to": "1.0"}));
+
+    let (status, second) = post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{second}");
+    assert_eq!(second["error"]["details"]["rolled_back_from"], "2.0");
+    let message = second["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("PUT the assignment with version 2.0"),
+        "{message}"
+    );
+
+    let stored = state.store.assignment("a1").await.unwrap().unwrap();
+    assert_eq!(stored.revision, 3);
+    assert_eq!(stored.spec.container.version, "1.0");
+}
+
+#[tokio::test]
+async fn rollback_to_left_version_is_409() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    put(&app, "a1", &body("2.0")).await;
+    post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+
+    let (status, reply) = post_rollback(&app, A1_ROLLBACK, &json!({"to_version": "2.0"})).await;
+
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    assert_eq!(reply["error"]["details"]["rolled_back_from"], "2.0");
+}
+
+#[tokio::test]
+async fn second_rollback_goes_further_back() {
+    let (app, _) = app().await;
+    for version in ["1.0", "2.0", "3.0"] {
+        put(&app, "a1", &body(version)).await;
+    }
+
+    let (status, first) = post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["rollback"], json!({"from": "3.0", "to": "2.0"}));
+
+    let (status, second) = post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{second}");
+    assert_eq!(second["rollback"], json!({"from": "2.0", "to": "1.0"}));
+    assert_eq!(second["revision"], 5);
+
+    let (status, third) = post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{third}");
+    assert_eq!(third["error"]["details"]["rolled_back_from"], "2.0");
+}
+
+#[tokio::test]
+async fn rollback_after_skip_stays_back() {
+    let (app, _) = app().await;
+    for version in ["1.0", "2.0", "3.0"] {
+        put(&app, "a1", &body(version)).await;
+    }
+    let (status, first) = post_rollback(&app, A1_ROLLBACK, &json!({"to_version": "1.0"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+
+    // 2.0 is newer than the restored 1.0, so only an explicit request goes there.
+    let (status, default) = post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{default}");
+    assert_eq!(default["error"]["details"]["rolled_back_from"], "3.0");
+
+    let (status, named) = post_rollback(&app, A1_ROLLBACK, &json!({"to_version": "2.0"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{named}");
+    assert_eq!(named["rollback"], json!({"from": "1.0", "to": "2.0"}));
+}
+
+#[tokio::test]
+async fn put_same_version_keeps_guard() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    put(&app, "a1", &body("2.0")).await;
+    post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+    let mut slower = body("1.0");
+    slower["rollout"]["waves"] = json!([10, 100]);
+    let (status, _) = put(&app, "a1", &slower).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let (status, reply) = post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    assert_eq!(reply["error"]["details"]["rolled_back_from"], "2.0");
+}
+
+#[tokio::test]
+async fn put_new_version_ends_guard() {
+    let (app, _) = app().await;
+    put(&app, "a1", &body("1.0")).await;
+    put(&app, "a1", &body("2.0")).await;
+    post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+    put(&app, "a1", &body("2.1")).await;
+
+    let (status, reply) = post_rollback(&app, A1_ROLLBACK, &json!({})).await;
+
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    assert_eq!(reply["rollback"], json!({"from": "2.1", "to": "1.0"}));
+}
+
+#[tokio::test]
+async fn environment_second_rollback_is_409() {
+    let (app, state) = two_environment_app().await;
+    put(&app, "epic-prod", &environment_body("mem-prod", "1.0")).await;
+    put(&app, "epic-prod", &environment_body("mem-prod", "2.0")).await;
+    let path = "/v1/environments/prod/rollback";
+    let request = json!({"container": "epic-hyperspace"});
+
+    let (status, first) = post_rollback(&app, path, &request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(
+        first["assignments"][0]["rollback"],
+        json!({"from": "2.0", "to": "1.0"})
+    );
+
+    let (status, second) = post_rollback(&app, path, &request).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{second}");
+    assert_eq!(second["error"]["details"]["assignment"], "epic-prod");
+    assert_eq!(second["error"]["details"]["rolled_back_from"], "2.0");
+
+    let named = json!({"container": "epic-hyperspace", "to_version": "2.0"});
+    let (status, third) = post_rollback(&app, path, &named).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{third}");
+    let stored = state.store.assignment("epic-prod").await.unwrap().unwrap();
+    assert_eq!(stored.spec.container.version, "1.0");
+}
+
+fn plan_request(targets: &[&str]) -> Value {
+    let mut value = body("2.0");
+    value["assignment_id"] = json!("a1");
+    value["targets"] = targets
+        .iter()
+        .map(|provider| json!({"provider": provider, "target": "EHR Clinicians"}))
+        .collect();
+    value
+}
+
+async fn post_plan(app: &Router, value: &Value) -> Value {
+    let (status, reply, _) = call(
+        app,
+        Method::POST,
+        "/v1/plan",
+        Some(OPERATOR),
+        Some(value.to_string()),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    reply
+}
+
+#[tokio::test]
+async fn plan_lists_withdrawn_targets() {
+    let (app, state) = two_environment_app().await;
+    let fresh = post_plan(&app, &plan_request(&["mem-prod"])).await;
+    assert_eq!(
+        fresh["withdrawn_targets"],
+        json!([]),
+        "a new assignment drops nothing"
+    );
+
+    let mut both = body("1.0");
+    both["targets"] = plan_request(&["mem-test", "mem-prod"])["targets"].clone();
+    put(&app, "a1", &both).await;
+    state.engine.pass().await.unwrap();
+
+    let narrow = post_plan(&app, &plan_request(&["mem-prod"])).await;
+    let withdrawn = narrow["withdrawn_targets"].as_array().unwrap();
+    assert_eq!(withdrawn.len(), 1, "{narrow}");
+    assert_eq!(withdrawn[0]["provider"], "mem-test");
+    assert_eq!(withdrawn[0]["target"], "EHR Clinicians");
+    assert_eq!(withdrawn[0]["machines"], 3);
+
+    let same = post_plan(&app, &plan_request(&["mem-test", "mem-prod"])).await;
+    assert_eq!(same["withdrawn_targets"], json!([]));
+}

@@ -402,6 +402,52 @@ impl Store {
     }
 }
 
+/// Container version of one stored revision, for reasoning about rollback history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionVersion {
+    /// Revision number.
+    pub revision: i64,
+    /// Container version the revision installs.
+    pub version: String,
+    /// Whether the revision is a rollback (operator, environment or engine) rather than a PUT.
+    pub rollback: bool,
+}
+
+impl Store {
+    /// Lists the container version of every revision of an assignment, oldest first.
+    ///
+    /// # Errors
+    /// Fails on database errors or a revision whose spec has no container version.
+    pub async fn revision_versions(&self, id: &str) -> Result<Vec<RevisionVersion>, StoreError> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT revision, spec, reason FROM revisions WHERE assignment_id = $1 \
+             ORDER BY revision",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::query("read revisions"))?;
+        rows.into_iter()
+            .map(|(revision, spec, reason)| {
+                let spec: serde_json::Value =
+                    serde_json::from_str(&spec).map_err(StoreError::corrupt("revision spec"))?;
+                let version = spec["container"]["version"]
+                    .as_str()
+                    .ok_or_else(|| StoreError::Corrupt {
+                        what: "revision spec",
+                        message: format!("revision {revision} of {id} has no container.version"),
+                    })?
+                    .to_owned();
+                Ok(RevisionVersion {
+                    revision,
+                    version,
+                    rollback: reason.starts_with("rollback"),
+                })
+            })
+            .collect()
+    }
+}
+
 impl Store {
     /// Returns why a revision was made (`create`, `update`, `rollback: …`).
     ///

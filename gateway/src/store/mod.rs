@@ -19,7 +19,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use agents::DesiredContainer;
-pub use assignments::PutOutcome;
+pub use assignments::{PutOutcome, RevisionVersion};
 pub use journal::{Intent, IntentStatus};
 pub use placements::TargetStatus;
 pub use records::{AuditQuery, AuditRecord, Event};

@@ -1,4 +1,5 @@
-//! Command-line arguments of `assign` and `status`, and the assignment body built from them.
+//! Command-line arguments of `assign`, `plan` and `status`, and the assignment body built from
+//! them.
 
 use std::path::PathBuf;
 
@@ -66,6 +67,19 @@ pub struct AssignArgs {
     /// Roll back automatically when the failure budget is exceeded, instead of pausing.
     #[arg(long)]
     pub auto_rollback: bool,
+}
+
+/// Arguments of the `assign` command: the assignment, and whether it may drop targets.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AssignCommand {
+    /// The assignment to store.
+    #[command(flatten)]
+    pub assignment: AssignArgs,
+    /// Store the assignment even when it names fewer targets than the stored one. The gateway
+    /// then withdraws the container from the targets left out, because the target list
+    /// replaces the stored one.
+    #[arg(long)]
+    pub withdraw_dropped: bool,
 }
 
 /// Activation mode as a command-line value.

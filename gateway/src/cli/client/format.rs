@@ -37,8 +37,24 @@ pub(super) fn format_action_reply(
     if let Some(state) = body.get("state").and_then(Value::as_str) {
         line.push_str(&format!(", state {state}"));
     }
+    if name == "rollback" {
+        line.push_str(&rollback_versions(body));
+    }
     line.push('\n');
     line
+}
+
+/// Returns `, from OLD to NEW` from a rollback response, or `, to NEW` from a gateway that
+/// sends no `rollback` object, where the container version is the version installed.
+pub(super) fn rollback_versions(body: &Value) -> String {
+    let to = body["rollback"]["to"]
+        .as_str()
+        .or_else(|| body["container"]["version"].as_str());
+    match (body["rollback"]["from"].as_str(), to) {
+        (Some(from), Some(to)) => format!(", from {from} to {to}"),
+        (None, Some(to)) => format!(", to {to}"),
+        _ => String::new(),
+    }
 }
 
 fn status_word(status: StatusCode) -> &'static str {

@@ -15,7 +15,7 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::Value;
 use url::Url;
-use vdi_contracts::model::validate_identifier;
+use vdi_contracts::model::{validate_identifier, TargetRef};
 
 use self::args::{assignment_from_flags, read_body_file};
 use self::format::{
@@ -25,7 +25,7 @@ use self::format::{
 use self::http::{set_query_param, ApiClient};
 use self::views::{AssignmentView, MachineView, ProviderList, TargetList};
 
-pub use self::args::{ActivationArg, AssignArgs, StatusArgs};
+pub use self::args::{ActivationArg, AssignArgs, AssignCommand, StatusArgs};
 pub(crate) use self::format::wave_label;
 pub use self::http::ClientError;
 pub use self::safety::{AuditCommand, AuditFormat};
@@ -161,8 +161,10 @@ fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
 /// A client command for the gateway's control-plane API.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ClientCommand {
-    /// Create or update an assignment: a container version on a set of targets.
-    Assign(Box<AssignArgs>),
+    /// Create or update an assignment: a container version on a set of targets. The targets
+    /// replace the stored ones, so leaving one out withdraws the container from it. The
+    /// command rejects that unless --withdraw-dropped is given.
+    Assign(Box<AssignCommand>),
     /// Show one assignment with per-target progress, or list all assignments.
     Status(StatusArgs),
     /// Show what an assignment would do (machines, broker requests, duration) without
@@ -198,11 +200,14 @@ pub enum ClientCommand {
     /// Export the audit trail of broker writes.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Roll an assignment back to its previous version, or to the given one.
+    /// Roll an assignment back to its previous version, or to the given one, and print the
+    /// version it rolls back to. A rollback never returns to the version that the latest
+    /// rollback left.
     Rollback {
         /// Assignment id.
         id: String,
-        /// Version to return to (default: the previous version).
+        /// Version to return to (default: the previous version, or after a rollback the
+        /// version installed before the restored one).
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
     },
@@ -264,7 +269,7 @@ pub async fn run(global: &ClientOptions, command: ClientCommand) -> anyhow::Resu
 pub async fn execute(global: &ClientOptions, command: ClientCommand) -> anyhow::Result<String> {
     let client = ApiClient::new(global)?;
     let output = match command {
-        ClientCommand::Assign(args) => assign(&client, *args).await?,
+        ClientCommand::Assign(command) => assign(&client, *command).await?,
         ClientCommand::Status(args) => status(&client, args).await?,
         ClientCommand::Plan(args) => safety::plan(&client, *args).await?,
         ClientCommand::Promote {
@@ -309,18 +314,81 @@ fn ensure_newline(mut text: String) -> String {
     text
 }
 
-async fn assign(client: &ApiClient, args: AssignArgs) -> anyhow::Result<String> {
+async fn assign(client: &ApiClient, command: AssignCommand) -> anyhow::Result<String> {
+    let args = command.assignment;
     validate_identifier("assignment_id", &args.id)?;
     let body = match &args.file {
         Some(path) => read_body_file(path)?,
         None => serde_json::to_value(assignment_from_flags(&args)?)?,
     };
+    if !command.withdraw_dropped {
+        reject_dropped_targets(client, &args.id, &body).await?;
+    }
     let url = client.url(&["assignments", &args.id]);
     let reply = client.send(Method::PUT, url, Some(&body)).await?;
     if client.json {
         return Ok(to_json(&reply.body));
     }
     Ok(format_assign_reply(reply.status, &reply.body))
+}
+
+/// Rejects an `assign` whose body leaves out targets of the stored assignment, naming them
+/// with their machine counts, because the gateway would withdraw the container from them.
+///
+/// NOTE: another client can change the assignment between this read and the PUT.
+async fn reject_dropped_targets(client: &ApiClient, id: &str, body: &Value) -> anyhow::Result<()> {
+    let stored = match client.get(client.url(&["assignments", id])).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            let missing = matches!(
+                error.downcast_ref::<ClientError>(),
+                Some(ClientError::Api { status: 404, .. })
+            );
+            return if missing { Ok(()) } else { Err(error) };
+        }
+    };
+    let view: AssignmentView = serde_json::from_value(stored)
+        .context("failed to parse the assignment status from the gateway")?;
+    if view.state == "removed" {
+        return Ok(());
+    }
+    // A body whose targets do not parse is left for the gateway to reject with its message.
+    let Ok(requested) = serde_json::from_value::<Vec<TargetRef>>(body["targets"].clone()) else {
+        return Ok(());
+    };
+    let dropped = dropped_targets(&view, &requested);
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "assignment {id} also has {} target(s) that this command leaves out: {}. \
+         Storing it would withdraw the container from them, because the target list replaces \
+         the stored one. Add a --target for each target to keep (`vdi-gateway status {id}` \
+         lists them), or pass --withdraw-dropped to withdraw the container from them",
+        dropped.len(),
+        dropped.join(", ")
+    )
+}
+
+/// Names the targets of `stored` that `requested` leaves out, as `PROVIDER/TARGET (N machines)`.
+fn dropped_targets(stored: &AssignmentView, requested: &[TargetRef]) -> Vec<String> {
+    stored
+        .targets
+        .iter()
+        .filter(|t| {
+            !requested
+                .iter()
+                .any(|w| w.provider == t.provider && w.target == t.target)
+        })
+        .map(|t| {
+            let machines = stored
+                .per_target
+                .iter()
+                .find(|p| p.provider == t.provider && p.target == t.target)
+                .map_or(0, |p| p.counts.total);
+            format!("{}/{} ({machines} machines)", t.provider, t.target)
+        })
+        .collect()
 }
 
 async fn status(client: &ApiClient, args: StatusArgs) -> anyhow::Result<String> {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use vdi_contracts::model::validate_identifier;
 
 use super::args::{assignment_from_flags, read_body_file, AssignArgs};
-use super::format::to_json;
+use super::format::{rollback_versions, to_json};
 use super::http::{set_query_param, ApiClient};
 
 /// Format of `audit export`.
@@ -118,6 +118,24 @@ pub(super) fn format_plan(plan: &Value) -> String {
             target["concurrency"],
         ));
     }
+    let withdrawn = plan["withdrawn_targets"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    if !withdrawn.is_empty() {
+        out.push_str(&format!(
+            "\nwould withdraw the container from {} target(s) the body leaves out:\n",
+            withdrawn.len()
+        ));
+        for target in withdrawn {
+            out.push_str(&format!(
+                "  {}/{}: {} machines, {} with the container\n",
+                target["provider"].as_str().unwrap_or("?"),
+                target["target"].as_str().unwrap_or("?"),
+                target["machines"],
+                target["applied"],
+            ));
+        }
+    }
     out.push_str(&format!(
         "\nestimated duration: about {:.0} s (targets in parallel, waves and pauses in sequence)\n",
         plan["estimated_seconds"].as_f64().unwrap_or(0.0)
@@ -176,10 +194,10 @@ pub(super) async fn rollback_environment(
     let mut out = format!("rolling back {container} in {environment}\n");
     for assignment in reply.body["assignments"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "  {}: to {}, revision {}\n",
+            "  {}: revision {}{}\n",
             assignment["id"].as_str().unwrap_or("?"),
-            assignment["container"]["version"].as_str().unwrap_or("?"),
-            assignment["revision"]
+            assignment["revision"],
+            rollback_versions(assignment),
         ));
     }
     Ok(out)

@@ -82,6 +82,16 @@ async fn run_args(server: &MockServer, args: &[&str]) -> anyhow::Result<String> 
     execute(&opts, command).await
 }
 
+/// Mounts the 404 the gateway returns for an assignment that does not exist.
+async fn mount_absent(server: &MockServer, id: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/assignments/{id}")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {
+            "code": "not_found", "message": format!("assignment {id:?} does not exist")}})))
+        .mount(server)
+        .await;
+}
+
 #[tokio::test]
 async fn assign_flags_body_and_202() {
     let server = MockServer::start().await;
@@ -104,6 +114,7 @@ async fn assign_flags_body_and_202() {
         .expect(1)
         .mount(&server)
         .await;
+    mount_absent(&server, "epic-prod").await;
 
     let output = run_args(
         &server,
@@ -156,6 +167,13 @@ async fn assign_file_unchanged_200() {
     Mock::given(method("PUT"))
         .and(path("/v1/assignments/epic-prod"))
         .and(body_json(&body))
+        .respond_with(ResponseTemplate::new(200).set_body_json(status_document()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // The stored assignment has the same single target, so nothing is dropped.
+    Mock::given(method("GET"))
+        .and(path("/v1/assignments/epic-prod"))
         .respond_with(ResponseTemplate::new(200).set_body_json(status_document()))
         .expect(1)
         .mount(&server)
@@ -307,14 +325,16 @@ async fn actions_use_their_paths() {
             "POST",
             "/v1/assignments/epic-prod/rollback",
             Some(json!({})),
-            "rollback of epic-prod: accepted (202), state rolling_back\n",
+            "rollback of epic-prod: accepted (202), state rolling_back, from 2024.3.1 to \
+             2024.2.0\n",
         ),
         (
             &["rollback", "epic-prod", "--to", "2024.1.0"],
             "POST",
             "/v1/assignments/epic-prod/rollback",
             Some(json!({"to_version": "2024.1.0"})),
-            "rollback of epic-prod: accepted (202), state rolling_back\n",
+            "rollback of epic-prod: accepted (202), state rolling_back, from 2024.3.1 to \
+             2024.2.0\n",
         ),
         (
             &["pause", "epic-prod"],
@@ -342,6 +362,7 @@ async fn actions_use_their_paths() {
         let server = MockServer::start().await;
         let mut reply = status_document();
         reply["state"] = json!("rolling_back");
+        reply["rollback"] = json!({"from": "2024.3.1", "to": "2024.2.0"});
         Mock::given(method(*verb))
             .and(path(*route))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
@@ -723,4 +744,167 @@ async fn audit_export_rejects_json_flag() {
 
     assert!(err.to_string().contains("--format json"), "{err}");
     assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+/// Returns the assignment status document of `epic-prod` on two targets, 400 and 40 machines.
+fn two_target_document() -> Value {
+    let mut document = status_document();
+    document["targets"] = json!([
+        {"provider": "citrix-prod", "target": "EHR Clinicians"},
+        {"provider": "citrix-prod", "target": "ICU"}
+    ]);
+    document["per_target"] = json!([
+        {"provider": "citrix-prod", "target": "EHR Clinicians", "total": 400, "applied": 400},
+        {"provider": "citrix-prod", "target": "ICU", "total": 40, "applied": 40}
+    ]);
+    document
+}
+
+const NARROW_ASSIGN: &[&str] = &[
+    "assign",
+    "epic-prod",
+    "--container",
+    "epic-hyperspace",
+    "--version",
+    "2024.4.0",
+    "--executable",
+    "C:\\Player\\player.exe",
+    "--target",
+    "citrix-prod/EHR Clinicians",
+];
+
+#[tokio::test]
+async fn assign_rejects_dropped_targets() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/assignments/epic-prod"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(two_target_document()))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(status_document()))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let err = run_args(&server, NARROW_ASSIGN)
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert!(err.contains("citrix-prod/ICU (40 machines)"), "{err}");
+    assert!(!err.contains("EHR Clinicians"), "{err}");
+    assert!(err.contains("--withdraw-dropped"), "{err}");
+}
+
+#[tokio::test]
+async fn assign_withdraw_dropped_sends_put() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(two_target_document()))
+        .expect(0)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/v1/assignments/epic-prod"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(status_document()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut args = NARROW_ASSIGN.to_vec();
+    args.push("--withdraw-dropped");
+
+    let output = run_args(&server, &args).await.unwrap();
+
+    assert_eq!(output, "accepted (202), revision 3\n");
+}
+
+#[tokio::test]
+async fn assign_lookup_failure_stops() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/assignments/epic-prod"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"error": {
+            "code": "provider_unavailable", "message": "not ready"}})))
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(status_document()))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let err = run_args(&server, NARROW_ASSIGN).await.unwrap_err();
+
+    let typed = err.downcast_ref::<ClientError>().unwrap();
+    assert!(
+        matches!(typed, ClientError::Api { status: 503, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn rollback_versions_cases() {
+    let cases = [
+        (
+            json!({"rollback": {"from": "2.0", "to": "1.0"}, "container": {"version": "1.0"}}),
+            ", from 2.0 to 1.0",
+        ),
+        (json!({"container": {"version": "1.0"}}), ", to 1.0"),
+        (json!({"state": "rolling_back"}), ""),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(format::rollback_versions(&body), expected, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn rollback_environment_prints_versions() {
+    let server = MockServer::start().await;
+    let mut document = status_document();
+    document["rollback"] = json!({"from": "2024.3.1", "to": "2024.2.0"});
+    Mock::given(method("POST"))
+        .and(path("/v1/environments/prod/rollback"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"assignments": [document]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let output = run_args(
+        &server,
+        &[
+            "rollback-environment",
+            "prod",
+            "--container",
+            "epic-hyperspace",
+        ],
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        output,
+        "rolling back epic-hyperspace in prod\n  epic-prod: revision 3, from 2024.3.1 to 2024.2.0\n"
+    );
+}
+
+#[test]
+fn plan_lists_withdrawn_targets() {
+    let plan = json!({
+        "assignment_id": "epic-prod", "targets": [], "estimated_seconds": 0.0,
+        "withdrawn_targets": [
+            {"provider": "citrix-prod", "target": "ICU", "machines": 40, "applied": 38}
+        ]
+    });
+
+    let text = safety::format_plan(&plan);
+
+    assert!(
+        text.contains("would withdraw the container from 1 target(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  citrix-prod/ICU: 40 machines, 38 with the container\n"),
+        "{text}"
+    );
 }

@@ -13,6 +13,7 @@ pub(super) struct AssignmentView {
     pub(super) id: String,
     pub(super) revision: u64,
     pub(super) container: ContainerView,
+    pub(super) targets: Vec<TargetRefView>,
     pub(super) activation: Option<String>,
     pub(super) state: String,
     pub(super) previous_versions: Vec<String>,
@@ -29,6 +30,13 @@ pub(super) struct ContainerView {
     pub(super) id: String,
     pub(super) version: String,
     pub(super) display_name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct TargetRefView {
+    pub(super) provider: String,
+    pub(super) target: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
