@@ -9,12 +9,12 @@ use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vdi_contracts::Container;
 
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::AppState;
+use crate::engine::rollback::{rollback_history, rollback_target, NoRollbackTarget};
 use crate::model::{
     validate_assignment_id, Assignment, AssignmentSpec, AssignmentState, PlacementState,
 };
@@ -297,7 +297,7 @@ pub async fn rollback(
             assignment.state.as_str()
         )));
     }
-    let history = rollback_history(&state, &assignment).await?;
+    let history = rollback_history(&state.store, &assignment).await?;
     let target = rollback_target(&assignment, &history, body.to_version.as_deref())
         .map_err(|refusal| refusal.into_api_error(&id))?;
     let reason = format!("requested by {}", caller.name);
@@ -314,70 +314,6 @@ pub async fn rollback(
     Ok((StatusCode::ACCEPTED, Json(document)).into_response())
 }
 
-/// Rollback facts read from the revisions that led to the current one.
-#[derive(Debug, Default)]
-pub(super) struct RollbackHistory {
-    /// Version that the latest rollback left, when the current version is the one that rollback
-    /// restored (by an operator, an environment rollback or the engine).
-    left: Option<String>,
-    /// Versions installed before the version that rollback restored, newest first. Empty when
-    /// `left` is `None`.
-    earlier: Vec<String>,
-}
-
-/// Reads the rollback history of an assignment from its stored revisions.
-///
-/// # Errors
-/// Fails on store errors.
-pub(super) async fn rollback_history(
-    state: &AppState,
-    assignment: &Assignment,
-) -> Result<RollbackHistory, ApiError> {
-    let revisions = state.store.revision_versions(&assignment.id).await?;
-    let Some(mut rollback) = revisions
-        .iter()
-        .position(|r| r.revision == assignment.revision)
-    else {
-        return Ok(RollbackHistory::default());
-    };
-    // A PUT that keeps the version (new targets or waves) does not end the rollback: the
-    // version it rolled back from is still the failed one.
-    while rollback > 0
-        && !revisions[rollback].rollback
-        && revisions[rollback - 1].version == revisions[rollback].version
-    {
-        rollback -= 1;
-    }
-    if rollback == 0 || !revisions[rollback].rollback {
-        return Ok(RollbackHistory::default());
-    }
-    let restored = &revisions[rollback].version;
-    // The restored version's last install by a PUT marks where "before it" starts.
-    let installed = revisions[..rollback]
-        .iter()
-        .rposition(|r| !r.rollback && &r.version == restored)
-        .unwrap_or(rollback);
-    Ok(RollbackHistory {
-        left: Some(revisions[rollback - 1].version.clone()),
-        earlier: revisions[..installed]
-            .iter()
-            .rev()
-            .map(|r| r.version.clone())
-            .collect(),
-    })
-}
-
-/// Rejection of a rollback request for which no version qualifies as the target.
-#[derive(Debug)]
-pub(super) struct NoRollbackTarget {
-    /// Sentence naming the assignment, the versions involved and the next step.
-    pub(super) message: String,
-    /// Whether `to_version` named a version the assignment never kept (422 rather than 409).
-    pub(super) unknown_version: bool,
-    /// Version the latest rollback left, when that is why no target qualifies.
-    pub(super) rolled_back_from: Option<String>,
-}
-
 impl NoRollbackTarget {
     /// Converts to the API error of `POST /v1/assignments/{id}/rollback`: 422 for an unknown
     /// `to_version`, otherwise 409, with the version rolled back from in the details.
@@ -389,81 +325,6 @@ impl NoRollbackTarget {
             ApiError::conflict(self.message).with_details(details)
         }
     }
-}
-
-/// Chooses the container a rollback installs: `to_version` when given, otherwise the newest
-/// previous version.
-///
-/// A rollback never returns to the version that the latest rollback left, because that version
-/// is the one that failed and a rollback skips waves, windows and freezes. When the current
-/// version was restored by a rollback, the default is the newest previous version that was
-/// installed before the restored one.
-///
-/// # Errors
-/// Fails when `to_version` is not a previous version or is the version the latest rollback
-/// left, or when no version qualifies as the default.
-pub(super) fn rollback_target<'a>(
-    assignment: &'a Assignment,
-    history: &RollbackHistory,
-    to_version: Option<&str>,
-) -> Result<&'a Container, NoRollbackTarget> {
-    let id = &assignment.id;
-    let left = history.left.as_deref();
-    let previous_named = |version: &str| assignment.previous.iter().find(|c| c.version == version);
-    let reject_left = |left: &str, reason: String| NoRollbackTarget {
-        message: format!(
-            "{reason}; to install {left} again, PUT the assignment with version {left}, which \
-             rolls out in waves inside maintenance windows"
-        ),
-        unknown_version: false,
-        rolled_back_from: Some(left.to_owned()),
-    };
-    if let Some(version) = to_version {
-        if Some(version) == left {
-            return Err(reject_left(
-                version,
-                format!(
-                    "assignment {id:?} was rolled back from version {version:?}, so a rollback \
-                     cannot return to it"
-                ),
-            ));
-        }
-        return previous_named(version).ok_or_else(|| NoRollbackTarget {
-            message: format!(
-                "version {version:?} is not among the previous versions {:?} of assignment \
-                 {id:?}",
-                assignment
-                    .previous
-                    .iter()
-                    .map(|c| c.version.as_str())
-                    .collect::<Vec<_>>()
-            ),
-            unknown_version: true,
-            rolled_back_from: None,
-        });
-    }
-    let Some(left) = left else {
-        return assignment.previous.first().ok_or_else(|| NoRollbackTarget {
-            message: format!("assignment {id:?} has no previous version to roll back to"),
-            unknown_version: false,
-            rolled_back_from: None,
-        });
-    };
-    let restored = assignment.spec.container.version.as_str();
-    history
-        .earlier
-        .iter()
-        .filter(|v| v.as_str() != left && v.as_str() != restored)
-        .find_map(|v| previous_named(v))
-        .ok_or_else(|| {
-            reject_left(
-                left,
-                format!(
-                    "assignment {id:?} was rolled back from version {left:?} to {restored:?}, \
-                     and no version installed before {restored:?} is kept for rollback"
-                ),
-            )
-        })
 }
 
 /// Builds the status document of a rollback response: the status document with a `rollback`

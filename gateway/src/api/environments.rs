@@ -14,11 +14,12 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::assignments::{rollback_document, rollback_history, rollback_target, status_document};
+use super::assignments::{rollback_document, status_document};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::AppState;
+use crate::engine::rollback::{rollback_history, rollback_target};
 use crate::model::{Assignment, AssignmentState};
 use crate::store::PutOutcome;
 
@@ -200,7 +201,7 @@ pub async fn rollback(
     // never left half rolled back.
     let mut plan = Vec::new();
     for assignment in &assignments {
-        let history = rollback_history(&state, assignment).await?;
+        let history = rollback_history(&state.store, assignment).await?;
         let target = rollback_target(assignment, &history, body.to_version.as_deref()).map_err(
             |refusal| {
                 ApiError::conflict(format!("{}; nothing was rolled back", refusal.message))

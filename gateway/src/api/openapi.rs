@@ -68,7 +68,7 @@ fn plan_request() -> Value {
     schema
 }
 
-/// Rule by which a rollback chooses its version, as `assignments::rollback_target` applies it.
+/// Rule by which a rollback chooses its version, as `engine::rollback::rollback_target` applies it.
 const ROLLBACK_RULE: &str =
     "Without to_version, the rollback installs the newest previous version. \
 A rollback never returns to the version that the latest rollback left, because that version \

@@ -10,6 +10,7 @@ mod clock;
 pub mod plan;
 mod reconcile;
 pub mod registry;
+pub mod rollback;
 mod waves;
 pub mod window;
 
@@ -441,8 +442,10 @@ impl Engine {
             "{failed} of {in_wave} machines failed ({percent:.1}%), over the budget of {}%",
             policy.max_failure_percent
         );
-        match assignment.previous.first() {
-            Some(previous) if policy.auto_rollback => {
+        // The same rule as an operator's rollback: never back to a version a rollback left.
+        let history = rollback::rollback_history(&self.store, assignment).await?;
+        match rollback::rollback_target(assignment, &history, None) {
+            Ok(previous) if policy.auto_rollback => {
                 tracing::warn!(
                     assignment = %assignment.id, to = %previous.version, reason = %reason,
                     "Rolling back automatically."
@@ -452,11 +455,12 @@ impl Engine {
                     .await?;
                 self.wake();
             }
-            _ => {
-                let detail = if policy.auto_rollback {
-                    format!("{reason}; no previous version to roll back to, paused")
-                } else {
-                    format!("{reason}; paused")
+            target => {
+                let detail = match target {
+                    Err(refusal) if policy.auto_rollback => {
+                        format!("{reason}; not rolled back ({}), paused", refusal.message)
+                    }
+                    _ => format!("{reason}; paused"),
                 };
                 tracing::warn!(assignment = %assignment.id, detail = %detail, "Pausing rollout.");
                 self.store

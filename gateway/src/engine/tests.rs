@@ -186,6 +186,62 @@ async fn failures_over_budget_roll_back() {
 }
 
 #[tokio::test]
+async fn auto_rollback_never_returns_to_left_version() {
+    let store = testing::sqlite().await;
+    let provider = Arc::new(MemoryProvider::new(4, 0));
+    let engine = engine(store.clone(), provider.clone());
+    let rollout = RolloutPolicy {
+        max_failure_percent: 10.0,
+        auto_rollback: true,
+        ..RolloutPolicy::default()
+    };
+    let put = |version: &'static str| {
+        let store = store.clone();
+        let rollout = rollout.clone();
+        async move {
+            store
+                .put_assignment("a1", &spec(version, Activation::Immediate, rollout), "cp")
+                .await
+                .unwrap();
+        }
+    };
+    put("1.0").await;
+    passes(&engine, 2).await;
+    provider.with(|s| s.failing = s.machines.keys().cloned().collect());
+    put("2.0").await;
+    passes(&engine, 1).await;
+    provider.with(|s| s.failing.clear());
+    passes(&engine, 2).await;
+    assert_eq!(state(&store, "a1").await, AssignmentState::RolledBack);
+
+    // A same-version PUT keeps the rollback in force; when its placements fail, the engine
+    // must not roll back to 2.0, the version the rollback left.
+    provider.with(|s| {
+        for machine in s.machines.values_mut() {
+            machine.containers.clear();
+        }
+        s.failing = s.machines.keys().cloned().collect();
+    });
+    let wider = RolloutPolicy {
+        waves: vec![50.0, 100.0],
+        ..rollout.clone()
+    };
+    store
+        .put_assignment("a1", &spec("1.0", Activation::Immediate, wider), "cp")
+        .await
+        .unwrap();
+    passes(&engine, 1).await;
+    let paused = store.assignment("a1").await.unwrap().unwrap();
+    assert_eq!(paused.state, AssignmentState::Paused, "{}", paused.detail);
+    assert_eq!(paused.spec.container.version, "1.0");
+    assert!(
+        paused.detail.contains("not rolled back"),
+        "{}",
+        paused.detail
+    );
+}
+
+#[tokio::test]
 async fn failures_without_auto_rollback_pause() {
     let store = testing::sqlite().await;
     let provider = Arc::new(MemoryProvider::new(4, 0));
