@@ -110,6 +110,61 @@ impl AgentMachine {
     }
 }
 
+/// What a provider needs to place a container version through one machine's agent.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentPlacement<'a> {
+    /// Provider the agent belongs to.
+    pub provider: &'a str,
+    /// Id the machine's agent polls under.
+    pub agent_id: &'a str,
+    /// The machine's registration, read at placement time so its sessions are current.
+    pub registration: Option<&'a AgentMachine>,
+    /// Latest reports of the container, to tell an installed version from a pending one.
+    pub reports: &'a [AgentReport],
+    /// Check-in age after which the agent's sessions are unknown.
+    pub stale_after: Duration,
+}
+
+/// Places `container` through an agent: defers it when sessions block `activation`, records
+/// the desired version otherwise, and reports it applied once the agent has it installed.
+pub async fn place_through_agent(
+    channel: &dyn AgentChannel,
+    placement: AgentPlacement<'_>,
+    container: &Container,
+    activation: Activation,
+    now: DateTime<Utc>,
+) -> crate::MachineResult {
+    use crate::MachineResult;
+
+    let blocking = agent_blocking_reason(
+        activation,
+        placement.registration,
+        now,
+        placement.stale_after,
+    );
+    if let Some(reason) = blocking {
+        return MachineResult::Deferred(reason);
+    }
+    let set = channel
+        .set_desired(
+            placement.provider,
+            placement.agent_id,
+            container,
+            activation,
+        )
+        .await;
+    let installed = placement.reports.iter().any(|r| {
+        r.machine == placement.agent_id
+            && r.state == AgentContainerState::Installed
+            && r.version == container.version
+    });
+    match set {
+        Err(error) => MachineResult::Failed(error.to_body()),
+        Ok(()) if installed => MachineResult::Applied,
+        Ok(()) => MachineResult::Accepted,
+    }
+}
+
 /// Returns the observation of `machine` from the latest agent reports of one container:
 /// the installed version, or the failed install when that is the latest report. `agent_id`
 /// is the id the machine's agent reports under, which may differ from the listed id.

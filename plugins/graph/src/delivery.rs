@@ -307,23 +307,32 @@ impl IntuneDelivery {
     }
 
     /// Takes devices that now get the container through an agent out of every Intune group
-    /// of the container, so Intune stops installing the version it delivered before. A
-    /// device whose removal failed gets a failed result in `results`, so the engine tries it
-    /// again; other results are left as they are.
+    /// of the container, so Intune stops installing the version it delivered before. Only
+    /// devices whose agent was given the version (`Applied` or `Accepted` in `results`) are
+    /// released: a deferred device keeps what Intune delivered until its agent takes over. A
+    /// device whose removal failed gets a failed result, so the engine tries it again.
     pub async fn release_to_agent(
         &self,
         container_id: &str,
-        devices: &[DeviceRef],
+        mut devices: Vec<DeviceRef>,
         results: &mut HashMap<String, MachineResult>,
     ) -> Vec<BrokerWrite> {
-        let released = match self.unplace(container_id, devices).await {
+        devices.retain(|device| {
+            results
+                .get(&device.machine)
+                .is_some_and(|r| matches!(r, MachineResult::Applied | MachineResult::Accepted))
+        });
+        if devices.is_empty() {
+            return Vec::new();
+        }
+        let released = match self.unplace(container_id, &devices).await {
             Ok(released) => released,
             Err(error) => {
                 tracing::warn!(
                     container = %container_id, devices = devices.len(), error = %error,
                     "Devices moved to their agents could not leave the container's Intune groups."
                 );
-                for device in devices {
+                for device in &devices {
                     results.insert(
                         device.machine.clone(),
                         MachineResult::Failed(error.to_body()),

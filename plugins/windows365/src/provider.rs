@@ -7,12 +7,14 @@ use async_trait::async_trait;
 use chrono::Utc;
 use tokio::sync::OnceCell;
 use tracing::Instrument;
-use vdi_contracts::agent::{agent_blocking_reason, observe_agent, registrations_by_id};
+use vdi_contracts::agent::{
+    observe_agent, place_through_agent, registrations_by_id, AgentPlacement,
+};
 use vdi_contracts::{
-    validate_identifier, validate_version, AgentChannel, AgentContainerState, AgentMachine,
-    AgentReport, Capability, Container, ContainerRef, Description, Health, HealthStatus, Limits,
-    Machine, MachineOutcome, MachineResult, Observation, Page, PlaceOutcome, PlaceRequest,
-    Provider, ProviderError, ProviderResult, Publication, Target, UnplaceRequest,
+    validate_identifier, validate_version, AgentChannel, AgentMachine, Capability, Container,
+    ContainerRef, Description, Health, HealthStatus, Limits, Machine, MachineOutcome,
+    MachineResult, Observation, Page, PlaceOutcome, PlaceRequest, Provider, ProviderError,
+    ProviderResult, Publication, Target, UnplaceRequest,
 };
 use vdi_graph::model::DirectoryObject;
 use vdi_graph::{GraphClient, IntuneDelivery};
@@ -223,27 +225,21 @@ impl Windows365Provider {
             if machine.intune_managed() {
                 handover.push(machine.device_ref());
             }
-            let blocking = agent_blocking_reason(
-                request.activation,
-                registrations.get(id),
-                now,
-                self.settings.agent_stale_after,
-            );
-            if let Some(reason) = blocking {
-                results.insert(id.clone(), MachineResult::Deferred(reason));
-                continue;
-            }
-            let set = self
-                .agents
-                .set_desired(&self.name, id, container, request.activation)
-                .await;
-            let result = match set {
-                Err(error) => MachineResult::Failed(error.to_body()),
-                Ok(()) if installed_version(&reports, id) == Some(&container.version) => {
-                    MachineResult::Applied
-                }
-                Ok(()) => MachineResult::Accepted,
+            let placement = AgentPlacement {
+                provider: &self.name,
+                agent_id: id,
+                registration: registrations.get(id),
+                reports: &reports,
+                stale_after: self.settings.agent_stale_after,
             };
+            let result = place_through_agent(
+                self.agents.as_ref(),
+                placement,
+                container,
+                request.activation,
+                now,
+            )
+            .await;
             results.insert(id.clone(), result);
         }
 
@@ -255,17 +251,10 @@ impl Windows365Provider {
             results.extend(delivered.results);
             outcome.writes = delivered.writes;
         }
-        // Only Cloud PCs whose agent was given the version leave Intune; a deferred one keeps
-        // what Intune delivered until its agent takes over.
-        handover.retain(|device| {
-            results
-                .get(&device.machine)
-                .is_some_and(|r| matches!(r, MachineResult::Applied | MachineResult::Accepted))
-        });
         if !handover.is_empty() {
             let writes = self
                 .delivery
-                .release_to_agent(&container.id, &handover, &mut results)
+                .release_to_agent(&container.id, handover, &mut results)
                 .await;
             self.forget_inventory();
             outcome.writes.extend(writes);
@@ -345,13 +334,6 @@ fn eligible<'a>(
         Some(reason) => Err(MachineResult::Excluded(reason)),
         None => Ok(machine),
     }
-}
-
-fn installed_version<'a>(reports: &'a [AgentReport], machine: &str) -> Option<&'a String> {
-    reports
-        .iter()
-        .find(|r| r.machine == machine && r.state == AgentContainerState::Installed)
-        .map(|r| &r.version)
 }
 
 fn collect(order: &[String], mut results: HashMap<String, MachineResult>) -> Vec<MachineOutcome> {
