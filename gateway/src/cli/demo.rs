@@ -141,6 +141,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sim.base_url(),
         args.latency_ms
     );
+    println!("  Horizon simulator {}", horizon.base_url());
+    println!("  Graph simulator   {}", graph.base_url());
     println!("  gateway API       {}", gateway.base_url());
     println!("  store             SQLite at {}", database.display());
     println!();
