@@ -110,7 +110,7 @@ impl AgentMachine {
     }
 }
 
-/// What a provider needs to place a container version through one machine's agent.
+/// Inputs for placing a container version through one machine's agent.
 #[derive(Debug, Clone, Copy)]
 pub struct AgentPlacement<'a> {
     /// Provider the agent belongs to.

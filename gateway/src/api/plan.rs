@@ -72,11 +72,11 @@ async fn withdrawn_targets(
             target: status.target,
         });
     for target in existing.spec.targets.iter().cloned().chain(earlier) {
-        let kept = spec
+        let still_targeted = spec
             .targets
             .iter()
             .any(|t| t.provider == target.provider && t.target == target.target);
-        if !kept && !dropped.contains(&target) {
+        if !still_targeted && !dropped.contains(&target) {
             dropped.push(target);
         }
     }

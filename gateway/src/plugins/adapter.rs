@@ -150,8 +150,8 @@ impl Provider for PluginProvider {
         self.call(method::UNPLACE, request).await
     }
 
-    /// Asks the plugin for its plan; a plugin built before ABI 1.1 does not know `plan`, so
-    /// its plan is the undescribed one the trait's default gives.
+    /// Requests the plan from the plugin. A plugin built before ABI 1.1 has no `plan`
+    /// method, so its plan is the trait's undescribed default.
     async fn plan(
         &self,
         target: &str,
@@ -273,7 +273,7 @@ mod tests {
 
     use super::*;
 
-    /// Records the methods it is called with and answers `plan` with one request.
+    /// Records the methods it is called with and returns a one-request plan.
     #[derive(Debug)]
     struct RecordingTransport {
         description: PluginDescription,

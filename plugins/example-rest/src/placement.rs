@@ -100,7 +100,7 @@ pub(crate) async fn plan(
     let group = provider.resolve_group(target).await?;
     let apps = provider.api.apps(&group.id).await?;
     let name = app_name(&container.id, &container.version);
-    let wanted = apps.iter().find(|a| a.name == name).map(|a| a.id.as_str());
+    let target_app = apps.iter().find(|a| a.name == name).map(|a| a.id.as_str());
     let versions = container_apps(&apps, &container.id);
     let machines = machines_by_id(provider, &group.id).await?;
 
@@ -110,20 +110,20 @@ pub(crate) async fn plan(
         let Ok(machine) = changeable(machines.get(id), &group.id, &apps, id) else {
             continue;
         };
-        let has_wanted = wanted.is_some_and(|w| machine.apps.iter().any(|a| a == w));
-        if !has_wanted {
+        let has_target_app = target_app.is_some_and(|w| machine.apps.iter().any(|a| a == w));
+        if !has_target_app {
             assigns += 1;
         }
         let old = machine
             .apps
             .iter()
-            .filter(|a| Some(a.as_str()) != wanted && versions.contains_key(a.as_str()))
+            .filter(|a| Some(a.as_str()) != target_app && versions.contains_key(a.as_str()))
             .count();
         unassigns += old as u64;
     }
 
     let mut planned = Vec::new();
-    if wanted.is_none() {
+    if target_app.is_none() {
         planned.push(request("create_app", "POST", "api/apps", 1));
     }
     planned.push(request(

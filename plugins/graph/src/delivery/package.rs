@@ -4,7 +4,7 @@
 //! `HMAC-SHA256(mac key, IV || ciphertext) || IV || ciphertext`. The keys, the MAC and the
 //! SHA-256 digest of the zip go to Intune in the commit's `fileEncryptionInfo`.
 //!
-//! The package holds one script that starts the player for the version and leaves the marker
+//! The package contains one script that starts the player for the version and leaves the marker
 //! file the app's detection rule checks, so the gateway needs no packaging tool and no file
 //! from the operator.
 
@@ -92,19 +92,12 @@ pub struct ContentPackage {
     pub size: u64,
     /// MAC, IV and ciphertext, as uploaded to storage.
     pub encrypted: Bytes,
-    /// What the commit sends.
+    /// Keys and digests the commit sends.
     pub encryption: EncryptionInfo,
 }
 
-/// Builds the install script of a container version: it starts the player detached, so the
-/// install ends while the player keeps running, removes the markers of the container's other
-/// versions and writes its own. The script fails, and writes no marker, when the player
-/// cannot be started.
-///
-/// # Errors
-/// `invalid` when the launch command has characters a `cmd` script cannot carry safely: line
-/// breaks anywhere, or a double quote in the executable path.
-pub fn install_script(container: &Container) -> ProviderResult<String> {
+/// Rejects launch values a `cmd` script cannot carry safely.
+fn check_launch(container: &Container) -> ProviderResult<()> {
     let launch = &container.launch;
     let invalid = |field: &str, value: &str, reason: &str| {
         ProviderError::invalid(format!(
@@ -122,17 +115,35 @@ pub fn install_script(container: &Container) -> ProviderResult<String> {
             return Err(invalid(field, value, "contains a line break"));
         }
     }
-    if launch.executable.contains('"') {
-        return Err(invalid(
-            "executable",
-            &launch.executable,
-            "contains a double quote",
-        ));
+    // Both are written inside double quotes, so a quote of their own would end the string.
+    for (field, value) in [
+        ("executable", Some(launch.executable.as_str())),
+        ("working_directory", launch.working_directory.as_deref()),
+    ] {
+        if let Some(value) = value.filter(|v| v.contains('"')) {
+            return Err(invalid(field, value, "contains a double quote"));
+        }
     }
+    Ok(())
+}
+
+/// Builds the install script of a container version: it starts the player detached, so the
+/// install ends while the player keeps running, removes the markers of the container's other
+/// versions and writes its own. The script fails, and writes no marker, when the player
+/// cannot be started.
+///
+/// # Errors
+/// `invalid` when the launch command has characters a `cmd` script cannot carry safely: line
+/// breaks anywhere, or a double quote in the executable path or working directory.
+pub fn install_script(container: &Container) -> ProviderResult<String> {
+    check_launch(container)?;
+    let launch = &container.launch;
+
     // A batch file expands `%NAME%`, so a literal percent sign is written twice.
     let escape = |text: &str| text.replace('%', "%%");
     let folder = format!("{MARKER_ROOT}\\{}", escape(&container.id));
     let marker = format!("{folder}\\{}.ready", escape(&container.version));
+
     let mut start = String::from("start \"\"");
     if let Some(directory) = &launch.working_directory {
         start.push_str(&format!(" /D \"{}\"", escape(directory)));
@@ -142,6 +153,7 @@ pub fn install_script(container: &Container) -> ProviderResult<String> {
         start.push(' ');
         start.push_str(&escape(arguments));
     }
+
     let lines = [
         "@echo off".to_owned(),
         format!(
@@ -333,6 +345,18 @@ mod tests {
             install_script(&container("player.exe\" & calc \"", None)).expect_err("rejected");
         assert!(
             error.message.contains("launch.executable"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn script_rejects_quoted_working_directory() {
+        let mut item = container("player.exe", None);
+        item.launch.working_directory = Some("C:\\x\" & calc & \"".into());
+        let error = install_script(&item).expect_err("rejected");
+        assert!(
+            error.message.contains("launch.working_directory"),
             "{}",
             error.message
         );

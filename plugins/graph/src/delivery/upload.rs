@@ -1,7 +1,7 @@
-//! Upload of a Win32 app's content, the steps Intune requires before it publishes the app:
-//! create a content version, create its file, wait for the Azure Storage upload URL, upload
-//! the encrypted package in blocks, commit the file with its encryption info, wait for the
-//! commit, then point the app's `committedContentVersion` at the version (Microsoft Graph
+//! Upload of a Win32 app's content, which Intune requires before it publishes the app. The
+//! steps are: create a content version and its file, wait for the Azure Storage upload URL,
+//! upload the encrypted package in blocks, commit the file with its encryption info, wait for
+//! the commit, then point the app's `committedContentVersion` at the version (Microsoft Graph
 //! v1.0 `mobileAppContentFile` and its `commit` and `renewUpload` actions).
 
 use base64::engine::general_purpose::STANDARD;
@@ -269,8 +269,8 @@ impl IntuneDelivery {
         ))
     }
 
-    /// Uploads the package to the file's storage URL; when the URL's signature has expired,
-    /// asks Intune for a new one once (`renewUpload`) and uploads again.
+    /// Uploads the package to the file's storage URL. When the URL's signature has expired,
+    /// it requests a new URL once (`renewUpload`) and uploads again.
     async fn upload_blob(
         &self,
         file_path: &str,

@@ -215,10 +215,10 @@ pub(crate) fn verify(
 fn check_setup_file(plaintext: &[u8], setup_file: &str) -> Result<(), String> {
     let archive = zip::ZipArchive::new(Cursor::new(plaintext))
         .map_err(|error| format!("the decrypted content is not a zip archive: {error}"))?;
-    let wanted = normalize_entry_name(setup_file);
+    let expected = normalize_entry_name(setup_file);
     if archive
         .file_names()
-        .any(|name| normalize_entry_name(name).eq_ignore_ascii_case(&wanted))
+        .any(|name| normalize_entry_name(name).eq_ignore_ascii_case(&expected))
     {
         return Ok(());
     }

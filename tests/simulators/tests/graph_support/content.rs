@@ -274,6 +274,7 @@ pub async fn publish_content(client: &Client, app: &str) {
     let versions = format!("{APPS}/{app}/microsoft.graph.win32LobApp/contentVersions");
     let (status, version) = client.call(Method::POST, &versions, Some(json!({}))).await;
     assert_eq!(status, StatusCode::CREATED, "{version}");
+
     let body = json!({
         "name": "app.intunewin",
         "size": package.size,
@@ -290,6 +291,7 @@ pub async fn publish_content(client: &Client, app: &str) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{file}");
+
     let upload = Upload {
         app: app.to_string(),
         version: version.clone(),
@@ -298,6 +300,7 @@ pub async fn publish_content(client: &Client, app: &str) {
     let commit_body = package.commit_body.clone();
     upload_and_commit(client, &upload, &package, &commit_body).await;
     poll_until(client, &upload, "commitFileSuccess").await;
+
     let (status, body) = commit_version(client, &upload, &version).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 }
